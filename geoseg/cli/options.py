@@ -1,0 +1,49 @@
+"""Options and error handling shared by the subcommands."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import warnings
+from collections.abc import Iterator
+
+import click
+
+from ..errors import GeoSegError
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.captureWarnings(True)
+    if quiet:
+        warnings.simplefilter("ignore")
+    else:
+        warnings.formatwarning = lambda msg, cat, *a, **k: f"Warning: {msg}\n"
+
+
+def show_progress(ctx: click.Context) -> bool:
+    return not (ctx.find_root().obj or {}).get("quiet", False)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn geoseg's own errors into a one-line message and exit status 1."""
+    try:
+        yield
+    except (GeoSegError, FileNotFoundError, FileExistsError) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted; no output was written.", err=True)
+        sys.exit(130)
+
+
+overwrite_option = click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+scheduler_option = click.option(
+    "--scheduler", metavar="ADDRESS", default=None, help="Run on an existing Dask cluster (e.g. tcp://host:8786)."
+)
+workers_option = click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Worker processes of the local Dask cluster."
+)

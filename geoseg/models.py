@@ -1,0 +1,166 @@
+"""Networks: one factory over segmentation-models-pytorch, and model files.
+
+A model file is a safetensors file whose header metadata carries the model
+card as JSON, so weights and their meaning travel together and loading never
+unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .atomic import atomic_path
+from .card import ModelCard
+from .errors import ModelError
+
+__all__ = ["ARCHITECTURES", "Model", "create_network", "load_model", "save_model", "resolve_model_path", "SHIPPED_MODELS"]
+
+#: Architecture names accepted in cards and configs -> segmentation-models-pytorch class names.
+ARCHITECTURES: dict[str, str] = {
+    "deeplabv3plus": "DeepLabV3Plus",
+    "unet": "Unet",
+    "segformer": "Segformer",
+}
+
+CARD_KEY = "geoseg.card"
+_WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: Short names of the models shipped inside the package.
+SHIPPED_MODELS: dict[str, Path] = {"buildings": _WEIGHTS_DIR / "buildings.safetensors"}
+DEFAULT_MODEL = "buildings"
+
+
+def create_network(card: ModelCard) -> nn.Module:
+    """Build the (randomly initialised) network a card describes."""
+    import segmentation_models_pytorch as smp
+
+    arch = card.architecture.lower()
+    if arch not in ARCHITECTURES:
+        raise ModelError(
+            f"architecture {card.architecture!r} is not known; use one of {sorted(ARCHITECTURES)} "
+            "(or wrap your own network in geoseg.Model)"
+        )
+    if not card.encoder:
+        raise ModelError(f"architecture {arch!r} needs an encoder name in the card (e.g. 'resnet34')")
+    if card.encoder not in smp.encoders.get_encoder_names():
+        raise ModelError(f"encoder {card.encoder!r} is not offered by segmentation-models-pytorch")
+    try:
+        return smp.create_model(
+            ARCHITECTURES[arch],
+            encoder_name=card.encoder,
+            encoder_weights=None,
+            in_channels=len(card.bands),
+            classes=card.num_classes,
+            **dict(card.arch_params),
+        )
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelError(f"cannot build {arch} with encoder {card.encoder!r} and {dict(card.arch_params)}: {exc}") from None
+
+
+@dataclass
+class Model:
+    """A network together with its card.
+
+    ``network`` maps a float tensor ``(N, bands, H, W)`` of normalised pixels
+    to logits ``(N, classes, H, W)``.  Wrap any torch module of your own::
+
+        geoseg.Model(my_module, geoseg.ModelCard(classes=[...], bands=[...], normalization={...}))
+    """
+
+    network: nn.Module
+    card: ModelCard
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.network, nn.Module):
+            raise ModelError(f"network must be a torch.nn.Module, got {type(self.network).__name__}")
+        if not isinstance(self.card, ModelCard):
+            raise ModelError(f"card must be a geoseg.ModelCard, got {type(self.card).__name__}")
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        return save_model(self, path, overwrite=overwrite)
+
+
+def save_model(model: Model, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write ``model`` as safetensors with its card in the header, atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ModelError(f"model files end in .safetensors, got {path.name!r}")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        save_file(state, str(tmp), metadata={CARD_KEY: model.card.to_json()})
+    return path
+
+
+def resolve_model_path(model: str | os.PathLike[str] | None) -> Path:
+    """Map ``None`` or a shipped short name to its file; check a given path exists."""
+    if model is None:
+        model = DEFAULT_MODEL
+    if isinstance(model, str) and model in SHIPPED_MODELS:
+        path = SHIPPED_MODELS[model]
+        if not path.exists():
+            raise ModelError(f"the shipped model {model!r} is missing from this installation ({path}); reinstall geoseg")
+        return path
+    path = Path(model)
+    if not path.exists():
+        names = ", ".join(sorted(SHIPPED_MODELS))
+        raise ModelError(f"model file {str(path)!r} does not exist; give a .safetensors path or a shipped name ({names})")
+    return path
+
+
+def read_card(path: str | os.PathLike[str]) -> ModelCard:
+    """Read only the card of a model file (cheap: the header, not the weights)."""
+    path = resolve_model_path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) != 8:
+                raise ValueError("file too short")
+            size = int.from_bytes(head, "little")
+            if not 0 < size < 100_000_000:
+                raise ValueError("bad header size")
+            header = json.loads(fh.read(size))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{str(path)!r} is not a safetensors model file ({exc}); geoseg never loads pickles") from None
+    meta = header.get("__metadata__") or {}
+    if CARD_KEY not in meta:
+        raise ModelError(f"{str(path)!r} has no geoseg model card in its header; save models with geoseg.save_model")
+    return ModelCard.from_json(meta[CARD_KEY])
+
+
+def load_model(model: str | os.PathLike[str] | None = None, *, network: nn.Module | None = None) -> Model:
+    """Load a model file (or a shipped model by short name; ``None`` is the default model).
+
+    The network is rebuilt from the card's architecture; pass ``network`` to
+    load the weights into a module of your own instead.
+    """
+    from safetensors.torch import load_file
+
+    path = resolve_model_path(model)
+    card = read_card(path)
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelError(f"cannot read weights from {str(path)!r}: {exc}") from None
+    net = network if network is not None else create_network(card)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(
+            f"weights in {str(path)!r} do not fit the {card.architecture} network: "
+            f"{len(missing)} missing, {len(unexpected)} unexpected tensors (first: {(missing or unexpected)[:3]})"
+        )
+    net.eval()
+    return Model(net, card)
+
+
+def describe(model: Model) -> dict[str, Any]:
+    """A small summary for logs and reports."""
+    params = sum(p.numel() for p in model.network.parameters())
+    return {"architecture": model.card.architecture, "encoder": model.card.encoder, "parameters": params}
