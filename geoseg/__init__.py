@@ -19,7 +19,7 @@ _API = {
     "load_model": "geoseg.models",
     "save_model": "geoseg.models",
     "create_network": "geoseg.models",
-    "read_card": "geoseg.models",
+    "read_card": "geoseg.modelfile",
     "predict": "geoseg.predict",
     "PredictResult": "geoseg.predict",
     "GeoSegError": "geoseg.errors",

@@ -16,7 +16,14 @@ from typing import Any
 from .classes import ClassInfo, parse_classes
 from .errors import ModelError
 
-__all__ = ["ModelCard", "Normalization", "CARD_VERSION"]
+__all__ = ["ModelCard", "Normalization", "CARD_VERSION", "ARCHITECTURES"]
+
+#: Architecture names geoseg can rebuild from a card -> segmentation-models-pytorch class names.
+ARCHITECTURES: dict[str, str] = {
+    "deeplabv3plus": "DeepLabV3Plus",
+    "unet": "Unet",
+    "segformer": "Segformer",
+}
 
 CARD_VERSION = 1
 _DTYPES = {"uint8", "uint16", "int16", "uint32", "int32", "float32", "float64"}
@@ -107,6 +114,11 @@ class ModelCard:
             set_(self, "resolution_range", (lo, hi))
         set_(self, "arch_params", dict(self.arch_params))
         set_(self, "metadata", dict(self.metadata))
+
+    @property
+    def rebuildable(self) -> bool:
+        """Whether geoseg can rebuild the network from this card alone."""
+        return self.architecture.lower() in ARCHITECTURES
 
     @property
     def num_classes(self) -> int:

@@ -51,7 +51,7 @@ def dask_client(spec: ClusterSpec | None = None) -> Iterator[object]:
             threads_per_worker=threads,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
             memory_limit=spec.memory_limit or "auto",
             silence_logs=logging.ERROR,
         ) as cluster,

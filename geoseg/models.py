@@ -7,7 +7,6 @@ unpickles anything.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,23 +16,12 @@ import torch
 from torch import nn
 
 from .atomic import atomic_path
-from .card import ModelCard
+from .card import ARCHITECTURES, ModelCard
 from .errors import ModelError
+from .modelfile import CARD_KEY, SHIPPED_MODELS, read_card, resolve_model_path
 
-__all__ = ["ARCHITECTURES", "Model", "create_network", "load_model", "save_model", "resolve_model_path", "SHIPPED_MODELS"]
+__all__ = ["Model", "create_network", "load_model", "save_model", "read_card", "SHIPPED_MODELS"]
 
-#: Architecture names accepted in cards and configs -> segmentation-models-pytorch class names.
-ARCHITECTURES: dict[str, str] = {
-    "deeplabv3plus": "DeepLabV3Plus",
-    "unet": "Unet",
-    "segformer": "Segformer",
-}
-
-CARD_KEY = "geoseg.card"
-_WEIGHTS_DIR = Path(__file__).parent / "weights"
-#: Short names of the models shipped inside the package.
-SHIPPED_MODELS: dict[str, Path] = {"buildings": _WEIGHTS_DIR / "buildings.safetensors"}
-DEFAULT_MODEL = "buildings"
 
 
 def create_network(card: ModelCard) -> nn.Module:
@@ -97,42 +85,6 @@ def save_model(model: Model, path: str | os.PathLike[str], *, overwrite: bool = 
     with atomic_path(path, overwrite=overwrite) as tmp:
         save_file(state, str(tmp), metadata={CARD_KEY: model.card.to_json()})
     return path
-
-
-def resolve_model_path(model: str | os.PathLike[str] | None) -> Path:
-    """Map ``None`` or a shipped short name to its file; check a given path exists."""
-    if model is None:
-        model = DEFAULT_MODEL
-    if isinstance(model, str) and model in SHIPPED_MODELS:
-        path = SHIPPED_MODELS[model]
-        if not path.exists():
-            raise ModelError(f"the shipped model {model!r} is missing from this installation ({path}); reinstall geoseg")
-        return path
-    path = Path(model)
-    if not path.exists():
-        names = ", ".join(sorted(SHIPPED_MODELS))
-        raise ModelError(f"model file {str(path)!r} does not exist; give a .safetensors path or a shipped name ({names})")
-    return path
-
-
-def read_card(path: str | os.PathLike[str]) -> ModelCard:
-    """Read only the card of a model file (cheap: the header, not the weights)."""
-    path = resolve_model_path(path)
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-            if len(head) != 8:
-                raise ValueError("file too short")
-            size = int.from_bytes(head, "little")
-            if not 0 < size < 100_000_000:
-                raise ValueError("bad header size")
-            header = json.loads(fh.read(size))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{str(path)!r} is not a safetensors model file ({exc}); geoseg never loads pickles") from None
-    meta = header.get("__metadata__") or {}
-    if CARD_KEY not in meta:
-        raise ModelError(f"{str(path)!r} has no geoseg model card in its header; save models with geoseg.save_model")
-    return ModelCard.from_json(meta[CARD_KEY])
 
 
 def load_model(model: str | os.PathLike[str] | None = None, *, network: nn.Module | None = None) -> Model:

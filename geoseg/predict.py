@@ -9,6 +9,7 @@ stitches and writes what has come back.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import time
@@ -82,6 +83,11 @@ def _check_resolution(info: SceneInfo, card: ModelCard) -> None:
         )
 
 
+def _is_model_object(model: Any) -> bool:
+    # A geoseg.Model can only exist if torch is already imported; never import it here.
+    return type(model).__name__ == "Model" and hasattr(model, "network") and hasattr(model, "card")
+
+
 def _batches(tiles: Sequence[Tile], size: int) -> Iterator[list[Tile]]:
     for i in range(0, len(tiles), size):
         yield list(tiles[i : i + size])
@@ -111,7 +117,7 @@ def predict(
     if given, else on the Dask cluster at ``scheduler``, else on a local
     cluster of ``workers`` processes bound to 127.0.0.1.
     """
-    from .models import Model, read_card, resolve_model_path
+    from .modelfile import read_card, resolve_model_path
 
     started = time.perf_counter()
     if blend not in BLEND_MODES:
@@ -124,11 +130,16 @@ def predict(
         if Path(confidence).resolve() == out.resolve():
             raise InputError("--confidence must name a different file than --out")
 
-    if isinstance(model, Model):
+    if _is_model_object(model):
         card, source = model.card, model
     else:
         path = resolve_model_path(model)
         card, source = read_card(path), str(path.resolve())
+        if not card.rebuildable:
+            raise InputError(
+                f"model file {str(path)!r} holds a {card.architecture!r} network that geoseg cannot rebuild; "
+                "load it with geoseg.load_model(path, network=your_module) and pass that Model"
+            )
     info = inspect_scene(scene)
     check_scene_fits_card(info, card)
     _check_resolution(info, card)
@@ -215,7 +226,7 @@ def _run(
     def submit(batch: list[Tile]) -> Any:
         return client.submit(predict_tiles, name, info.path, info.data_bands, batch, pure=False, **kwargs)
 
-    futures = as_completed([submit(b) for b, _ in zip(pending, range(in_flight_max))], loop=client.loop)
+    futures = as_completed([submit(b) for b in itertools.islice(pending, in_flight_max)], loop=client.loop)
     bar = tqdm(total=len(tiles), unit="tile", desc=Path(info.path).name, disable=not progress, leave=False)
     try:
         for future in futures:

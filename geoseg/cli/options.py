@@ -16,10 +16,16 @@ from ..errors import GeoSegError
 def configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.captureWarnings(True)
+    # Dask logs at INFO by default; show it only with -vv.
+    for name in ("distributed", "dask"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else max(level, logging.WARNING))
     if quiet:
         warnings.simplefilter("ignore")
     else:
+        # geoseg's own warnings (UserWarning subclasses) matter to users; library deprecations do not.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
         warnings.formatwarning = lambda msg, cat, *a, **k: f"Warning: {msg}\n"
 
 
