@@ -18,7 +18,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from .errors import InputError, ModelError
 from .preprocess import normalise
-from .scene import open_raster, read_window
+from .scene import Grid, open_on_grid, read_window
 from .stitching import quantise_tile
 from .tiling import Tile
 
@@ -106,13 +106,18 @@ def predict_tiles(
     scene_width: int,
     blend: str,
     scale: int,
+    grid: Grid | None = None,
+    resampling: str = "average",
 ) -> list[tuple[Tile, np.ndarray]]:
-    """Read, normalise and predict ``tiles`` of a scene in one batch; return quantised weighted probabilities."""
+    """Read, normalise and predict ``tiles`` of a scene in one batch; return quantised weighted probabilities.
+
+    With ``grid``, the scene is read warped onto that grid (the model's ground resolution).
+    """
     plugin = _worker_model(plugin_name)
     card = plugin.model.card
     use_mask = card.nodata == "mask"
     inputs, masks = [], []
-    with open_raster(scene_path) as ds:
+    with open_on_grid(scene_path, grid, resampling=resampling) as ds:
         for tile in tiles:
             data, valid = read_window(scene_path, tile.read, tuple(bands), use_mask=use_mask, dataset=ds)
             if not use_mask:

@@ -16,7 +16,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +25,10 @@ from .blending import BLEND_MODES
 from .card import ModelCard
 from .classes import CLASSES_TAG, NODATA, classes_to_json
 from .cluster import ClusterSpec, dask_client
-from .cog import GDAL_CACHE_BYTES, CogWriter, class_colormap
+from .atomic import temporary_sibling
+from .cog import GDAL_CACHE_BYTES, CogWriter, StagingRaster, class_colormap, resample_into
 from .errors import InputError
-from .scene import SceneInfo, inspect_scene
+from .scene import Grid, SceneInfo, inspect_scene
 from .stitching import BandStitcher, FinishedBand, quantisation_scale
 from .tiling import Tile, tile_grid
 
@@ -83,6 +84,20 @@ def _check_resolution(info: SceneInfo, card: ModelCard) -> None:
         )
 
 
+def _model_grid(info: SceneInfo, card: ModelCard) -> Grid | None:
+    """The scene's extent at the model's ground resolution, or None if they already agree within 10 %."""
+    if card.resolution is None:
+        raise InputError("--resample needs the model card's ground resolution, and this model's card has none")
+    if info.resolution_m is None:
+        raise InputError(f"{info.path!r}: cannot tell its ground resolution in metres, so it cannot be resampled")
+    factor = card.resolution / info.resolution_m
+    if abs(factor - 1) <= 0.1:
+        log.info("scene resolution %.3g m matches the model's %.3g m; not resampling", info.resolution_m, card.resolution)
+        return None
+    log.info("resampling %.3g m -> %.3g m (factor %.3g) for the model", info.resolution_m, card.resolution, factor)
+    return Grid.rescaled(info, factor)
+
+
 def _is_model_object(model: Any) -> bool:
     # A geoseg.Model can only exist if torch is already imported; never import it here.
     return type(model).__name__ == "Model" and hasattr(model, "network") and hasattr(model, "card")
@@ -107,6 +122,7 @@ def predict(
     scheduler: str | None = None,
     workers: int | None = None,
     client: Any = None,
+    resample: bool = False,
     overwrite: bool = False,
     progress: bool = False,
 ) -> PredictResult:
@@ -115,7 +131,9 @@ def predict(
     ``model`` is a :class:`geoseg.Model`, a model file path, a shipped model's
     short name, or ``None`` for the default shipped model.  Runs on ``client``
     if given, else on the Dask cluster at ``scheduler``, else on a local
-    cluster of ``workers`` processes bound to 127.0.0.1.
+    cluster of ``workers`` processes bound to 127.0.0.1.  With ``resample``,
+    the scene is read at the model's ground resolution and the result is
+    resampled back onto the scene's grid.
     """
     from .modelfile import read_card, resolve_model_path
 
@@ -142,50 +160,65 @@ def predict(
             )
     info = inspect_scene(scene)
     check_scene_fits_card(info, card)
-    _check_resolution(info, card)
+    if not resample:
+        _check_resolution(info, card)
 
+    grid = _model_grid(info, card) if resample else None
+    work = info if grid is None else replace(info, width=grid.width, height=grid.height, transform=grid.transform)
     size = tile_size or card.tile_size
     if size < 8:
         raise InputError(f"tile size must be >= 8, got {size}")
     if not 0 <= overlap < size:
         raise InputError(f"overlap must be in [0, tile size {size}), got {overlap}")
-    tiles = tile_grid(info.height, info.width, size, overlap)
+    tiles = tile_grid(work.height, work.width, size, overlap)
     scale = quantisation_scale(tiles)
-    log.info("%s: %dx%d px, %d tiles of %d px (overlap %d, blend %s)", info.path, info.width, info.height, len(tiles), size, overlap, blend)
+    log.info("%s: %dx%d px, %d tiles of %d px (overlap %d, blend %s)", info.path, work.width, work.height, len(tiles), size, overlap, blend)
 
     import rasterio
 
     tags = {CLASSES_TAG: classes_to_json(card.classes), "GEOSEG_MODEL": card.architecture}
-    common = dict(width=info.width, height=info.height, crs=info.crs, transform=info.affine, overwrite=overwrite)
-    writers: list[CogWriter] = []
+    ids_meta = dict(nodata=NODATA, colormap=class_colormap(card.classes), tags=tags, description="class id")
+    conf_meta = dict(nodata=0, tags={"GEOSEG_CONFIDENCE": "max probability x 255"}, description="confidence")
+    scene_grid = dict(width=info.width, height=info.height, crs=info.crs, transform=info.affine)
+    rasters: list[StagingRaster] = []
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         try:
-            ids_writer = CogWriter(out, nodata=NODATA, colormap=class_colormap(card.classes), tags=tags, description="class id", **common)
-            writers.append(ids_writer)
-            conf_writer = None
+            finals = [CogWriter(out, overwrite=overwrite, **scene_grid, **ids_meta)]
             if confidence is not None:
-                conf_writer = CogWriter(confidence, nodata=0, tags={"GEOSEG_CONFIDENCE": "max probability x 255"}, description="confidence", **common)
-                writers.append(conf_writer)
+                finals.append(CogWriter(confidence, overwrite=overwrite, **scene_grid, **conf_meta))
+            rasters.extend(finals)
+            targets = finals
+            if grid is not None:  # stitch on the model's grid, then resample back to the scene's
+                model_grid = dict(width=grid.width, height=grid.height, crs=info.crs, transform=work.affine)
+                targets = [
+                    StagingRaster(temporary_sibling(f.final.with_suffix(".model-grid.tif")), **model_grid, **meta)
+                    for f, meta in zip(finals, (ids_meta, conf_meta))
+                ]
+                rasters.extend(targets)
 
             def sink(band: FinishedBand) -> None:
-                ids_writer.write(band.window, band.class_ids)
-                if conf_writer is not None:
-                    conf_writer.write(band.window, band.confidence)
+                targets[0].write(band.window, band.class_ids)
+                if len(targets) > 1:
+                    targets[1].write(band.window, band.confidence)
 
-            stitcher = BandStitcher(tiles, height=info.height, width=info.width, class_ids=card.class_ids, sink=sink)
-            job = dict(info=info, tiles=tiles, blend=blend, scale=scale, batch_size=batch_size, device=device, progress=progress)
+            stitcher = BandStitcher(tiles, height=work.height, width=work.width, class_ids=card.class_ids, sink=sink)
+            job = dict(info=work, grid=grid, tiles=tiles, blend=blend, scale=scale, batch_size=batch_size, device=device, progress=progress)
             if client is not None:
-                _run(client, source, stitcher, workers=workers, **job)
+                _run(client, source, stitcher, **job)
             else:
                 with dask_client(ClusterSpec(scheduler=scheduler, workers=workers)) as c:
-                    _run(c, source, stitcher, workers=None if scheduler else workers, **job)
+                    _run(c, source, stitcher, **job)
             if not stitcher.complete:
                 raise RuntimeError("internal error: not every band of the scene was finished")
-            for w in writers:
-                w.commit()
+            for staged, final in zip(targets, finals):
+                if staged is not final:
+                    resample_into(staged, final)
+                    staged.remove()
+            for final in finals:
+                final.commit()
         except BaseException:
-            for w in writers:
-                w.abort()
+            for r in rasters:
+                r.remove()
             raise
     seconds = time.perf_counter() - started
     log.info("wrote %s in %.1f s", out, seconds)
@@ -198,13 +231,13 @@ def _run(
     stitcher: BandStitcher,
     *,
     info: SceneInfo,
+    grid: Grid | None,
     tiles: Sequence[Tile],
     blend: str,
     scale: int,
     batch_size: int,
     device: str,
     progress: bool,
-    workers: int | None = None,
 ) -> None:
     from distributed import as_completed
     from tqdm.auto import tqdm
@@ -221,7 +254,7 @@ def _run(
     client.register_plugin(ModelPlugin(source, device=device, torch_threads=torch_threads), name=name)
     in_flight_max = max(2, 2 * sum(client.nthreads().values()))
     pending = _batches(tiles, batch_size)
-    kwargs = dict(scene_height=info.height, scene_width=info.width, blend=blend, scale=scale)
+    kwargs = dict(scene_height=info.height, scene_width=info.width, blend=blend, scale=scale, grid=grid)
 
     def submit(batch: list[Tile]) -> Any:
         return client.submit(predict_tiles, name, info.path, info.data_bands, batch, pure=False, **kwargs)

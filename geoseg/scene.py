@@ -9,8 +9,10 @@ non-finite values).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import numpy as np
 from .errors import InputError
 from .tiling import PixelWindow
 
-__all__ = ["SceneInfo", "inspect_scene", "read_window", "open_raster", "check_input_path"]
+__all__ = ["SceneInfo", "Grid", "inspect_scene", "read_window", "open_raster", "open_on_grid", "check_input_path"]
 
 #: Drivers geoseg opens rasters with: a ".tif" that is really a VRT could read any local file.
 RASTER_DRIVER = "GTiff"
@@ -134,6 +136,39 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
             nodata=ds.nodata,
             resolution_m=_ground_resolution(ds),
         )
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A pixel grid in a scene's CRS: size and affine transform (as a 6-tuple)."""
+
+    width: int
+    height: int
+    transform: tuple[float, float, float, float, float, float]
+
+    @classmethod
+    def rescaled(cls, info: SceneInfo, factor: float) -> Grid:
+        """The scene's extent on pixels ``factor`` times larger (``factor`` > 1 is coarser)."""
+        from affine import Affine
+
+        t = info.affine * Affine.scale(factor)
+        return cls(max(1, math.ceil(info.width / factor)), max(1, math.ceil(info.height / factor)), tuple(t)[:6])
+
+
+@contextlib.contextmanager
+def open_on_grid(path: str | os.PathLike[str], grid: Grid | None = None, *, resampling: str = "average") -> Iterator:
+    """Open a scene as it is, or warped on the fly onto ``grid`` (masks follow)."""
+    from affine import Affine
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    with open_raster(path) as ds:
+        if grid is None:
+            yield ds
+            return
+        with WarpedVRT(ds, crs=ds.crs, transform=Affine(*grid.transform), width=grid.width, height=grid.height,
+                       resampling=Resampling[resampling]) as vrt:
+            yield vrt
 
 
 def read_window(

@@ -190,3 +190,38 @@ def test_georeferencing_round_trip_on_real_scenes(tmp_path, client, shared_data,
         assert ds.shape == shape
         ids = ds.read(1)
     assert ((ids == 255) == ~input_valid).all()
+
+
+def test_resolution_far_from_the_model_warns(tmp_path, client, make_raster):
+    scene = make_raster("s.tif", np.zeros((3, 20, 20), np.uint8))  # 0.5 m pixels
+    model = make_model(tile_size=16, resolution=8.0, resolution_range=(5.0, 10.0))
+    with pytest.warns(geoseg.ResolutionWarning, match="far outside"):
+        geoseg.predict(scene, model, tmp_path / "o.tif", overlap=4, client=client)
+
+
+def test_resample_reads_at_model_resolution_and_returns_to_scene_grid(tmp_path, client, shared_data):
+    from rasterio.enums import Resampling
+
+    src = shared_data / "kampala" / "kampala_oam_cluster1_image.tif"  # 7.5 cm
+    with rasterio.open(src) as ds:
+        win = Window(400, 400, 640, 480)
+        data = ds.read(window=win)
+        profile = ds.profile | {"width": 640, "height": 480, "transform": ds.window_transform(win), "tiled": False}
+        for key in ("blockxsize", "blockysize"):
+            profile.pop(key, None)
+    scene = tmp_path / "fine.tif"
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(data)
+    info = geoseg.scene.inspect_scene(scene)
+    model = make_model(PixelNet, classes=2, tile_size=32, seed=5, resolution=info.resolution_m * 4)
+    out = tmp_path / "resampled.tif"
+    geoseg.predict(scene, model, out, overlap=8, resample=True, client=client)
+    with rasterio.open(out) as ds:
+        assert ds.shape == (480, 640) and ds.transform == profile["transform"]
+        got = ds.read(1)
+    # Reference: the scene averaged down 4x, predicted there, and blown back up by nearest neighbour.
+    with rasterio.open(scene) as ds:
+        coarse = ds.read(out_shape=(3, 120, 160), resampling=Resampling.average).astype(np.float32)
+    ids, _ = whole_scene(model, coarse, np.ones((120, 160), bool))
+    expected = np.repeat(np.repeat(ids, 4, axis=0), 4, axis=1)
+    assert (got == expected).mean() > 0.97

@@ -15,6 +15,10 @@ from .options import configure_logging
 
 _COMMANDS = {
     "predict": "geoseg.cli.predict",
+    "vectorize": "geoseg.cli.vectorize",
+    "train": "geoseg.cli.train",
+    "evaluate": "geoseg.cli.evaluate",
+    "batch": "geoseg.cli.batch",
 }
 
 

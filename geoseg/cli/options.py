@@ -15,10 +15,13 @@ from ..errors import GeoSegError
 
 def configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    # Dask logs at INFO by default; show it only with -vv.
-    for name in ("distributed", "dask"):
-        logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else max(level, logging.WARNING))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(level)
+    # Dask sets its own loggers to INFO when imported; show its chatter only with -vv.
+    dask_level = logging.DEBUG if verbose >= 2 else max(level, logging.WARNING)
+    handler.addFilter(lambda r: r.levelno >= dask_level or not r.name.startswith(("distributed", "dask")))
+    logging.basicConfig(level=level, handlers=[handler])
     if quiet:
         warnings.simplefilter("ignore")
     else:

@@ -19,19 +19,20 @@ from .options import overwrite_option, scheduler_option, show_progress, user_err
 @click.option("--blend", type=click.Choice(["hann", "crop"]), default="hann", show_default=True, help="How overlapping tiles are combined.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles per network call.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--resample", is_flag=True, help="Read the scene at the model's ground resolution and resample the result back.")
 @scheduler_option
 @workers_option
 @overwrite_option
 @click.pass_context
 def command(ctx: click.Context, scene: Path, model: str | None, out: Path, confidence: Path | None, tile_size: int | None,
-            overlap: int, blend: str, batch_size: int, device: str, scheduler: str | None, workers: int | None, overwrite: bool) -> None:
+            overlap: int, blend: str, batch_size: int, device: str, resample: bool, scheduler: str | None, workers: int | None, overwrite: bool) -> None:
     """Segment SCENE (a GeoTIFF) into a land-cover COG."""
     with user_errors():
-        from ..predict import predict
+        from ..prediction import predict
 
         result = predict(
             scene, model, out, confidence=confidence, tile_size=tile_size, overlap=overlap, blend=blend,
-            batch_size=batch_size, device=device, scheduler=scheduler, workers=workers, overwrite=overwrite,
+            batch_size=batch_size, device=device, resample=resample, scheduler=scheduler, workers=workers, overwrite=overwrite,
             progress=show_progress(ctx),
         )
         if show_progress(ctx):
