@@ -70,18 +70,28 @@ class Model:
         if not isinstance(self.card, ModelCard):
             raise ModelError(f"card must be a geoseg.ModelCard, got {type(self.card).__name__}")
 
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        return save_model(self, path, overwrite=overwrite)
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False, weights_dtype: str = "float32") -> Path:
+        return save_model(self, path, overwrite=overwrite, weights_dtype=weights_dtype)
 
 
-def save_model(model: Model, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Write ``model`` as safetensors with its card in the header, atomically."""
+def save_model(model: Model, path: str | os.PathLike[str], *, overwrite: bool = False, weights_dtype: str = "float32") -> Path:
+    """Write ``model`` as safetensors with its card in the header, atomically.
+
+    ``weights_dtype="float16"`` stores floating-point weights at half size;
+    they are cast back to the network's dtype on loading.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ModelError(f"model files end in .safetensors, got {path.name!r}")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.network.state_dict().items()}
+    if weights_dtype not in ("float32", "float16"):
+        raise ModelError(f"weights_dtype must be float32 or float16, got {weights_dtype!r}")
+    cast = getattr(torch, weights_dtype)
+    state = {
+        k: (v.to(cast) if v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in model.network.state_dict().items()
+    }
     with atomic_path(path, overwrite=overwrite) as tmp:
         save_file(state, str(tmp), metadata={CARD_KEY: model.card.to_json()})
     return path

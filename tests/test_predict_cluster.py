@@ -117,3 +117,19 @@ def test_each_architecture_round_trips_through_a_model_file(tmp_path, arch, enco
     with torch.inference_mode():
         assert torch.equal(net(x), loaded.network(x))
     assert geoseg.read_card(path) == card
+
+
+def test_half_precision_weights_load_back_close(tmp_path):
+    import torch
+
+    from nets import tiny_unet
+
+    model = tiny_unet(tile_size=32)
+    full = model.save(tmp_path / "full.safetensors")
+    half = model.save(tmp_path / "half.safetensors", weights_dtype="float16")
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = geoseg.load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.network.parameters())
+    x = torch.randn(1, 3, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.network(x), model.network(x), atol=2e-2, rtol=2e-2)

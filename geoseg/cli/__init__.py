@@ -19,6 +19,7 @@ _COMMANDS = {
     "train": "geoseg.cli.train",
     "evaluate": "geoseg.cli.evaluate",
     "batch": "geoseg.cli.batch",
+    "demo": "geoseg.cli.demo",
 }
 
 
