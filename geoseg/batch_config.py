@@ -26,14 +26,13 @@ import hashlib
 import json
 import os
 import re
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .schema import absolute, build
 
 __all__ = [
     "FINGERPRINT_MODES",
@@ -197,15 +196,15 @@ class BatchConfig:
     def from_dict(cls, data: Any, *, base_dir: str | os.PathLike[str] | None = None) -> BatchConfig:
         """Validate a mapping; relative paths are resolved against ``base_dir`` (default: the working directory)."""
         base = Path(base_dir if base_dir is not None else os.getcwd()).resolve()
-        config = _build(cls, data, "config")
+        config = build(cls, data)
         inp = config.input
-        paths = {name: _absolute(getattr(inp, name), base) for name in ("folder", "list", "stac") if getattr(inp, name)}
+        paths = {name: absolute(getattr(inp, name), base) for name in ("folder", "list", "stac") if getattr(inp, name)}
         return replace(
             config,
             input=replace(inp, **paths),
-            output=_absolute(config.output, base),
-            manifest=_absolute(config.manifest, base) if config.manifest is not None else None,
-            model=str(_absolute(Path(config.model), base)) if model_is_file(config.model) else config.model,
+            output=absolute(config.output, base),
+            manifest=absolute(config.manifest, base) if config.manifest is not None else None,
+            model=str(absolute(Path(config.model), base)) if model_is_file(config.model) else config.model,
         )
 
 
@@ -233,78 +232,3 @@ def load_batch_config(path: str | os.PathLike[str]) -> BatchConfig:
         return BatchConfig.from_dict(data, base_dir=path.resolve().parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-
-
-def _absolute(path: Path, base: Path) -> Path:
-    """``path`` made absolute against ``base`` and normalised (``a/../b`` -> ``b``; links are kept)."""
-    path = Path(os.path.expanduser(path))
-    return Path(os.path.normpath(path if path.is_absolute() else base / path))
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__} {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = [str(k) for k in data if k not in known]
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {', '.join(sorted(unknown))} in {where}; valid keys: {', '.join(sorted(known))}"
-        )
-    missing = [f.name for f in fields(cls) if f.name not in data and _required(f)]
-    if missing:
-        raise ConfigError(f"{where} needs {', '.join(missing)}")
-    prefix = "" if where == "config" else f"{where}."
-    return cls(**{name: _convert(hints[name], value, f"{prefix}{name}") for name, value in data.items()})
-
-
-def _required(f: Any) -> bool:
-    return f.default is MISSING and f.default_factory is MISSING
-
-
-def _convert(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        options = typing.get_args(hint)
-        if value is None:
-            if type(None) in options:
-                return None
-            raise ConfigError(f"{where} may not be null")
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _convert(option, value, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} is not valid ({'; '.join(errors)})")
-    if origin is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        (item,) = typing.get_args(hint)[:1]
-        return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if is_dataclass(hint):
-        return _build(hint, {} if value is None else value, where)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
-        return value
-    if hint is Path:
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{where} must be a path (a non-empty string), got {value!r}")
-        return Path(value)
-    raise ConfigError(f"{where}: unsupported type {hint!r}")  # a schema bug, not user input

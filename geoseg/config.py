@@ -20,15 +20,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import types
-import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
-from .classes import NODATA, ClassInfo, parse_classes
-from .errors import ConfigError, GeoSegError
+from .classes import NODATA, ClassInfo
+from .errors import ConfigError
+from .schema import build
 
 __all__ = [
     "AugmentConfig",
@@ -274,107 +273,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# ---------------------------------------------------------------- validation
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _convert(tp: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _convert(option, value, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"{where}: {value!r} is not valid ({'; or '.join(errors)})")
-    if value is None:
-        raise ConfigError(f"{where} must not be empty (null)")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where} is {value!r}; use one of {', '.join(repr(a) for a in args)}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where)
-    if tp is ClassInfo:
-        raise ConfigError(f"{where}: classes are read as a whole")
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where} must be a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            if args[0] is ClassInfo:
-                try:
-                    return parse_classes(value)
-                except GeoSegError as exc:
-                    raise ConfigError(f"{where}: {exc}") from None
-            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{where} must be a list of {len(args)} values, got {value!r}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}")
-        return {str(k): v for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{where} must be a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
-        return value
-    if tp is Path:
-        if not isinstance(value, (str, os.PathLike)) or not str(value):
-            raise ConfigError(f"{where} must be a path, got {value!r}")
-        return Path(value)
-    raise ConfigError(f"{where}: cannot read a {_type_name(tp)} from {value!r}")  # pragma: no cover - schema bug
-
-
-def _build(cls: type, data: Any, where: str) -> Any:
-    label = where or "the config"
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{label} must be a mapping of keys to values, got {data!r}")
-    known = {f.name: f for f in fields(cls)}
-    for key in data:
-        if key not in known:
-            name = f"{where}.{key}" if where else str(key)
-            raise ConfigError(f"unknown key {name!r}; valid keys{' in ' + where if where else ''}: {', '.join(known)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, f in known.items():
-        if name in data:
-            kwargs[name] = _convert(hints[name], data[name], f"{where}.{name}" if where else name)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{label} is missing the required key {name!r}")
-    try:
-        return cls(**kwargs)
-    except GeoSegError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{label}: {exc}") from None
-
-
 # ---------------------------------------------------------------- loading
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -480,7 +378,7 @@ def load_config(
     if not isinstance(raw, Mapping):
         raise ConfigError(f"the config must be a mapping of keys to values, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides)
-    config: TrainConfig = _build(TrainConfig, raw, "")
+    config: TrainConfig = build(TrainConfig, raw)
     root = _resolve(config.data_root, base).resolve() if config.data_root is not None else None
     scene_base = root if root is not None else base
     scenes = tuple(

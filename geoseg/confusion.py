@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .pixel_metrics import class_metrics
+
 __all__ = ["class_scores", "confusion_matrix", "mean_iou"]
 
 
@@ -27,28 +29,16 @@ def confusion_matrix(pred: Any, target: Any, num_classes: int, *, ignore_index: 
     return torch.bincount(index.long(), minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def _ratio(a: float, b: float) -> float | None:
-    return float(a / b) if b > 0 else None
-
-
 def class_scores(cm: Any, names: Sequence[str]) -> dict[str, dict[str, float | int | None]]:
-    """Per class: IoU, precision, recall, F1 (``None`` where undefined) and support (true pixels)."""
-    cm = np.asarray(cm, dtype=np.float64)
-    out: dict[str, dict[str, float | int | None]] = {}
-    for c, name in enumerate(names):
-        tp = cm[c, c]
-        fp = cm[:, c].sum() - tp
-        fn = cm[c, :].sum() - tp
-        precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-        f1 = _ratio(2 * tp, 2 * tp + fp + fn)
-        out[name] = {
-            "iou": _ratio(tp, tp + fp + fn),
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "support": int(tp + fn),
-        }
-    return out
+    """Per class: IoU, precision, recall, F1 (``None`` where undefined) and support (true pixels).
+
+    The figures are :func:`geoseg.pixel_metrics.class_metrics`, the same ones ``geoseg evaluate`` reports.
+    """
+    rows = class_metrics(np.asarray(cm), list(range(len(names))), list(names), ignore_id=None)
+    return {
+        r["name"]: {"iou": r["iou"], "precision": r["precision"], "recall": r["recall"], "f1": r["f1"], "support": r["truth_pixels"]}
+        for r in rows
+    }
 
 
 def mean_iou(scores: dict[str, dict[str, float | int | None]]) -> float:

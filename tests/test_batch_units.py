@@ -61,15 +61,15 @@ def test_shipped_model_name_is_not_a_path(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("input: {folder: s}\noutput: o\nmodel: m.safetensors\nconcurency: 2\n", "unknown key(s) concurency"),
-    ("input: {folder: s, globb: x}\noutput: o\n", "unknown key(s) globb in input"),
+    ("input: {folder: s}\noutput: o\nmodel: m.safetensors\nconcurency: 2\n", "unknown key 'concurency'"),
+    ("input: {folder: s, globb: x}\noutput: o\n", "unknown key 'input.globb'"),
     ("input: {folder: s}\noutput: o\nsteps: {predict: {overlap: -1}}\n", "overlap must be >= 0"),
     ("input: {folder: s}\noutput: o\nsteps: {predict: {overlap: '64'}}\n", "steps.predict.overlap must be an integer"),
     ("input: {folder: s}\noutput: o\nconcurrency: true\n", "concurrency must be an integer"),
     ("input: {folder: s}\noutput: o\nsteps: {vectorize: {min_area: 3}}\n", "classes must name at least one class"),
-    ("input: {folder: s}\noutput: o\nsteps: {unknown_step: {}}\n", "unknown key(s) unknown_step in steps"),
+    ("input: {folder: s}\noutput: o\nsteps: {unknown_step: {}}\n", "unknown key 'steps.unknown_step'"),
     ("input: {folder: s, list: l.txt}\noutput: o\n", "exactly one of folder, list, stac"),
-    ("input: {folder: s}\n", "config needs output"),
+    ("input: {folder: s}\n", "missing the required key 'output'"),
     ("input: {folder: s, glob: ../*.tif}\noutput: o\n", "relative pattern"),
     ("- a\n- b\n", "must hold a mapping"),
     ("input: [\n", "not valid YAML"),
