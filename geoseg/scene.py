@@ -18,6 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
+# Imported here, once, rather than inside the functions: Dask runs tasks in several threads of a
+# worker, and two threads importing rasterio's extension modules at the same time can see a
+# half-initialised package.
+import rasterio
+import rasterio.crs
+import rasterio.enums
+import rasterio.errors
+import rasterio.features
+import rasterio.vrt
+import rasterio.warp
+import rasterio.windows
+
 from .errors import InputError
 from .tiling import PixelWindow
 

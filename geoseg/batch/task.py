@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import scene as _scene  # noqa: F401  (imports rasterio once, before tasks run in worker threads)
 from ..atomic import atomic_path, temporary_sibling
 from ..errors import GeoSegError
 from .keys import file_sha256
