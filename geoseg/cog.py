@@ -24,7 +24,7 @@ __all__ = ["StagingRaster", "CogWriter", "COG_OPTIONS", "GDAL_CACHE_BYTES", "cla
 
 COG_OPTIONS = {"COMPRESS": "DEFLATE", "BLOCKSIZE": 512, "OVERVIEW_RESAMPLING": "NEAREST", "BIGTIFF": "IF_SAFER"}
 #: GDAL block cache for writing, in bytes (GDAL's default is 5 % of RAM).
-GDAL_CACHE_BYTES = 256 * 1024 * 1024
+GDAL_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class StagingRaster:
