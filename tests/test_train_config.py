@@ -183,15 +183,15 @@ def test_train_refuses_to_overwrite_and_checks_the_suffix(scene_folder):
         geoseg.train(load_config(MINIMAL, base_dir=scene_folder), scene_folder / "n.safetensors", resume=True)
 
 
-def test_cli_errors_exit_1_with_one_line(tmp_path):
+def test_cli_config_errors_exit_2_with_one_line(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["train", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "m.safetensors")])
-    assert result.exit_code == 1 and "does not exist" in result.output
+    assert result.exit_code == 2 and "does not exist" in result.output
     path = write_config(tmp_path, {**MINIMAL, "trainr": {}})
     result = runner.invoke(main, ["train", "-c", str(path), "-o", str(tmp_path / "m.safetensors")])
-    assert result.exit_code == 1 and "unknown key 'trainr'" in result.output
+    assert result.exit_code == 2 and "unknown key 'trainr'" in result.output
     result = runner.invoke(main, ["train", "-c", str(path), "-o", str(tmp_path / "m.safetensors"), "--set", "trainr"])
-    assert result.exit_code == 1 and "key.path=value" in result.output
+    assert result.exit_code == 2 and "key.path=value" in result.output
     result = runner.invoke(main, ["train", "--help"])
     assert result.exit_code == 0 and "--resume" in result.output and "--set" in result.output
     assert runner.invoke(main, ["train"]).exit_code == 2

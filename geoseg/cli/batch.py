@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from .options import scheduler_option, show_progress
+from .options import scheduler_option, show_progress, user_errors
 
 config_option = click.option(
     "--config", "config", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -18,23 +17,12 @@ config_option = click.option(
 )
 
 
-@contextlib.contextmanager
-def batch_errors() -> Iterator[None]:
+def batch_errors() -> contextlib.AbstractContextManager[None]:
     """Config errors and a busy manifest exit 2, other geoseg errors 1, an interruption 130."""
     from ..batch import BatchLockedError
-    from ..errors import ConfigError, GeoSegError
 
-    try:
-        yield
-    except (ConfigError, BatchLockedError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(2)
-    except (GeoSegError, FileNotFoundError, FileExistsError) as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("Interrupted; finished scenes are recorded and the next run does the rest.", err=True)
-        sys.exit(130)
+    return user_errors(usage=(BatchLockedError,),
+                       interrupted="Interrupted; finished scenes are recorded and the next run does the rest.")
 
 
 def _terminate_gracefully() -> None:

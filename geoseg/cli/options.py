@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import click
 
-from ..errors import GeoSegError
+from ..errors import ConfigError, GeoSegError
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:
@@ -37,15 +37,24 @@ def show_progress(ctx: click.Context) -> bool:
 
 
 @contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn geoseg's own errors into a one-line message and exit status 1."""
+def user_errors(
+    *, usage: tuple[type[BaseException], ...] = (), interrupted: str = "Interrupted; no output was written."
+) -> Iterator[None]:
+    """Turn geoseg's own errors into a one-line message.
+
+    Exit status 2 for configuration errors (and the ``usage`` types), 1 for
+    every other geoseg error, 130 on Ctrl-C.
+    """
     try:
         yield
+    except (ConfigError, *usage) as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
     except (GeoSegError, FileNotFoundError, FileExistsError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("Interrupted; no output was written.", err=True)
+        click.echo(interrupted, err=True)
         sys.exit(130)
 
 

@@ -34,13 +34,6 @@ def command(ctx: click.Context, raster: Path, out: Path, confidence: Path | None
             simplify: float, fill_holes: float, regularize: bool, block_size: int, scheduler: str | None,
             workers: int | None, overwrite: bool) -> None:
     """Vectorise the classes of RASTER (a geoseg class raster) into polygons."""
-    from ..errors import ConfigError
-    from ..vector_io import output_driver
-
-    try:
-        output_driver(out)
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--out'") from None
     with user_errors():
         from ..vectorization import vectorize
 
