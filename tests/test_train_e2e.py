@@ -95,7 +95,7 @@ def test_resume_continues_from_the_run_checkpoint(trained):
     result = runner.invoke(main, args)
     assert result.exit_code == 1 and "--overwrite" in result.output
     changed = runner.invoke(main, [*args, "--resume", "--overwrite", "--set", "trainer.epochs=3"])
-    assert changed.exit_code == 1 and "config differs" in changed.output
+    assert changed.exit_code == 2 and "config differs" in changed.output
     # The run finished its 2 epochs: resuming loads last.ckpt (weights only) and has nothing left to do.
     before = json.loads((out.parent / REPORT_NAME).read_text())["epochs"]
     resumed = runner.invoke(main, [*args, "--resume", "--overwrite"])
