@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -33,30 +34,31 @@ def mirrored(source: Path, out: Path, size: int, *, block: int = 2048) -> Path:
     return out
 
 
+def tree_rss(pid: int) -> int:
+    """Summed RSS of a process and all its children (Dask workers included), in bytes."""
+    proc = psutil.Process(pid)
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):  # a child may exit while we look
+            total += p.memory_info().rss
+    return total
+
+
 class PeakRSS:
-    """Samples the summed RSS of a process and all its children (Dask workers included)."""
+    """Samples :func:`tree_rss` of a process in a thread and keeps the peak."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         import threading
 
-        self.proc = psutil.Process(pid)
+        self.pid = pid
         self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
 
     def _run(self, interval: float) -> None:
         while not self._stop.is_set():
-            try:
-                procs = [self.proc, *self.proc.children(recursive=True)]
-                total = 0
-                for p in procs:
-                    try:
-                        total += p.memory_info().rss
-                    except psutil.Error:
-                        pass
-                self.peak = max(self.peak, total)
-            except psutil.Error:
-                pass
+            with contextlib.suppress(psutil.Error):
+                self.peak = max(self.peak, tree_rss(self.pid))
             self._stop.wait(interval)
 
     def __enter__(self) -> PeakRSS:

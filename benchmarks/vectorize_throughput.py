@@ -28,7 +28,7 @@ from pathlib import Path
 import rasterio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _scenes import DATA, PeakRSS, mirrored  # noqa: E402
+from _scenes import DATA, PeakRSS, mirrored, tree_rss  # noqa: E402
 
 from geoseg.classes import CLASSES_TAG, ClassInfo, classes_to_json  # noqa: E402
 from geoseg.cluster import ClusterSpec, dask_client  # noqa: E402
@@ -52,19 +52,6 @@ def warm_up() -> None:
     import shapely  # noqa: F401
 
     import geoseg.polygonize  # noqa: F401
-
-
-def rss_now(pid: int) -> int:
-    import psutil
-
-    proc = psutil.Process(pid)
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
 
 
 def main() -> None:
@@ -91,7 +78,7 @@ def main() -> None:
                 client.run(warm_up)
                 startup = time.perf_counter() - started
                 pid = os.getpid()
-                before = rss_now(pid)
+                before = tree_rss(pid)
                 out = folder / f"buildings_{size}.gpkg"
                 with PeakRSS(pid, interval=0.05) as peak:
                     result = vectorize(

@@ -23,13 +23,12 @@ class ClusterSpec:
     memory_limit: str | None = None
 
 
-def local_layout(workers: int | None, threads_per_worker: int | None) -> tuple[int, int, int]:
-    """``(workers, threads per worker, torch threads per task)`` for this machine."""
+def local_layout(workers: int | None, threads_per_worker: int | None) -> tuple[int, int]:
+    """``(workers, threads per worker)`` for a local cluster on this machine."""
     cores = os.cpu_count() or 1
     n = max(1, workers or 1)
     threads = max(1, threads_per_worker or min(2, max(1, cores // n)))
-    torch_threads = max(1, cores // (n * threads))
-    return n, threads, torch_threads
+    return n, threads
 
 
 @contextlib.contextmanager
@@ -43,7 +42,7 @@ def dask_client(spec: ClusterSpec | None = None) -> Iterator[object]:
         with Client(spec.scheduler, set_as_default=False) as client:
             yield client
         return
-    n, threads, _ = local_layout(spec.workers, spec.threads_per_worker)
+    n, threads = local_layout(spec.workers, spec.threads_per_worker)
     log.info("starting a local Dask cluster: %d worker process(es) x %d thread(s)", n, threads)
     with (
         LocalCluster(

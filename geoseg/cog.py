@@ -98,9 +98,6 @@ class CogWriter(StagingRaster):
             self.remove()
         return self.final
 
-    def abort(self) -> None:
-        self.remove()
-
 
 def resample_into(source: StagingRaster, target: StagingRaster, *, rows_per_strip: int = 512) -> None:
     """Nearest-neighbour resampling of ``source`` onto ``target``'s grid, strip by strip."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -120,9 +119,3 @@ def load_model(model: str | os.PathLike[str] | None = None, *, network: nn.Modul
         )
     net.eval()
     return Model(net, card)
-
-
-def describe(model: Model) -> dict[str, Any]:
-    """A small summary for logs and reports."""
-    params = sum(p.numel() for p in model.network.parameters())
-    return {"architecture": model.card.architecture, "encoder": model.card.encoder, "parameters": params}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from affine import Affine
 
 # Imported here, once, rather than inside the functions: Dask runs tasks in several threads of a
 # worker, and two threads importing rasterio's extension modules at the same time can see a
@@ -55,13 +56,10 @@ def check_input_path(path: str | os.PathLike[str], what: str = "input") -> Path:
 
 def open_raster(path: str | os.PathLike[str]):
     """Open a GeoTIFF read-only with the GTiff driver only; a clear error otherwise."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
     p = check_input_path(path)
     try:
         return rasterio.open(p, "r", driver=RASTER_DRIVER)
-    except (RasterioIOError, TypeError) as exc:
+    except (rasterio.errors.RasterioIOError, TypeError) as exc:
         raise InputError(f"{str(p)!r} is not a readable GeoTIFF ({str(exc).splitlines()[0]}); check the file is a complete GeoTIFF") from None
 
 
@@ -82,21 +80,15 @@ class SceneInfo:
 
     @property
     def affine(self):
-        from affine import Affine
-
         return Affine(*self.transform)
 
     @property
     def crs(self):
-        from rasterio.crs import CRS
-
-        return CRS.from_wkt(self.crs_wkt)
+        return rasterio.crs.CRS.from_wkt(self.crs_wkt)
 
 
 def _ground_resolution(ds) -> float | None:
     """Approximate ground sample distance in metres at the scene centre."""
-    from rasterio.warp import transform as warp_points
-
     crs = ds.crs
     xres, yres = abs(ds.transform.a), abs(ds.transform.e)
     if crs.is_projected:
@@ -104,7 +96,7 @@ def _ground_resolution(ds) -> float | None:
         res = math.sqrt(xres * yres) * factor
         if crs.to_epsg() == 3857:  # Web Mercator metres shrink with cos(latitude)
             cx, cy = ds.xy(ds.height / 2, ds.width / 2)
-            _, (lat,) = warp_points(crs, "EPSG:4326", [cx], [cy])
+            _, (lat,) = rasterio.warp.transform(crs, "EPSG:4326", [cx], [cy])
             res *= math.cos(math.radians(lat))
         return res
     if crs.is_geographic:
@@ -115,8 +107,6 @@ def _ground_resolution(ds) -> float | None:
 
 def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
     """Open and validate a scene: GeoTIFF, georeferenced, north-up, sane size."""
-    from rasterio.enums import ColorInterp
-
     with open_raster(path) as ds:
         name = str(path)
         if ds.crs is None:
@@ -135,7 +125,7 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
             raise InputError(f"{name!r} declares {ds.width}x{ds.height} pixels, more than geoseg accepts ({MAX_PIXELS})")
         if len(set(ds.dtypes)) != 1:
             raise InputError(f"{name!r} mixes band dtypes {ds.dtypes}; convert it to one dtype first")
-        data_bands = tuple(i + 1 for i, ci in enumerate(ds.colorinterp) if ci != ColorInterp.alpha)
+        data_bands = tuple(i + 1 for i, ci in enumerate(ds.colorinterp) if ci != rasterio.enums.ColorInterp.alpha)
         return SceneInfo(
             path=str(Path(path).resolve()),
             width=ds.width,
@@ -161,8 +151,6 @@ class Grid:
     @classmethod
     def rescaled(cls, info: SceneInfo, factor: float) -> Grid:
         """The scene's extent on pixels ``factor`` times larger (``factor`` > 1 is coarser)."""
-        from affine import Affine
-
         t = info.affine * Affine.scale(factor)
         return cls(max(1, math.ceil(info.width / factor)), max(1, math.ceil(info.height / factor)), tuple(t)[:6])
 
@@ -170,16 +158,14 @@ class Grid:
 @contextlib.contextmanager
 def open_on_grid(path: str | os.PathLike[str], grid: Grid | None = None, *, resampling: str = "average") -> Iterator:
     """Open a scene as it is, or warped on the fly onto ``grid`` (masks follow)."""
-    from affine import Affine
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
     with open_raster(path) as ds:
         if grid is None:
             yield ds
             return
-        with WarpedVRT(ds, crs=ds.crs, transform=Affine(*grid.transform), width=grid.width, height=grid.height,
-                       resampling=Resampling[resampling]) as vrt:
+        with rasterio.vrt.WarpedVRT(
+            ds, crs=ds.crs, transform=Affine(*grid.transform), width=grid.width, height=grid.height,
+            resampling=rasterio.enums.Resampling[resampling],
+        ) as vrt:
             yield vrt
 
 
@@ -196,8 +182,6 @@ def read_window(
     The window may reach outside the scene: those pixels are zero and invalid.
     Opens ``path`` itself unless an open ``dataset`` is given (only within one task).
     """
-    from rasterio.windows import Window
-
     if dataset is None:
         with open_raster(path) as ds:
             return read_window(path, window, bands, use_mask=use_mask, dataset=ds)
@@ -208,7 +192,7 @@ def read_window(
     r1, c1 = min(window.row_off + window.height, ds.height), min(window.col_off + window.width, ds.width)
     if r1 <= r0 or c1 <= c0:
         return out, valid
-    win = Window(c0, r0, c1 - c0, r1 - r0)
+    win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
     dr, dc = r0 - window.row_off, c0 - window.col_off
     try:
         data = ds.read(list(bands), window=win)

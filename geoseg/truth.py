@@ -283,7 +283,7 @@ class VectorTruth:
         return list(self._geoms[self._values == int(class_id)])
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the polygons are in memory (same interface as RasterTruth)."""
 
 
 def open_truth(

@@ -197,6 +197,8 @@ class FeatureWriter:
             else:
                 self._convert_with_gdal()
             self.store.unlink()
+        if self.driver == "GPKG":
+            _pin_gpkg_time(self.path)
         with open(self.path, "rb+") as f:
             os.fsync(f.fileno())
         return dict(self.counts)
@@ -245,3 +247,15 @@ class FeatureWriter:
                 for batch in reader:
                     arrays = [batch.column(n) for n in names] + [batch.column(geom).cast(pa.binary())]
                     writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+
+
+#: ``last_change`` written into every GeoPackage, so that the same input gives the same bytes.
+FIXED_GPKG_TIME = "1970-01-01T00:00:00.000Z"
+
+
+def _pin_gpkg_time(path: Path) -> None:
+    """Replace the write time GDAL stamps into ``gpkg_contents`` with :data:`FIXED_GPKG_TIME`."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE gpkg_contents SET last_change = ?", (FIXED_GPKG_TIME,))

@@ -38,8 +38,6 @@ __all__ = ["SceneJob", "SceneOutcome", "classify_error", "one_line", "process_sc
 
 log = logging.getLogger(__name__)
 
-#: ``last_change`` of every GeoPackage a batch writes (see :func:`_fix_gpkg_time`).
-FIXED_GPKG_TIME = "1970-01-01T00:00:00.000Z"
 
 
 @dataclass(frozen=True)
@@ -191,24 +189,12 @@ def _vectorize(job: SceneJob, card: Any, landcover: Path, confidence: Path | Non
                                client=client, **options)
             count = sum(result.features.values())
             _check_vector(tmp, count)
-            _fix_gpkg_time(tmp)
             os.replace(tmp, final)
         finally:
             _remove([tmp])
         features[cls.name] = count
         assets[f"{final.stem}_polygons"] = (final, _asset(final, GPKG_TYPE, f"{cls.name} polygons", ("data",)))
     return features
-
-
-def _fix_gpkg_time(path: Path) -> None:
-    """Set the GeoPackage's ``last_change`` stamps to a fixed time, so a rerun writes the same bytes.
-
-    GDAL stamps the time of writing; the manifest records when a scene was really processed.
-    """
-    import sqlite3
-
-    with contextlib.closing(sqlite3.connect(path)) as db, db:
-        db.execute("UPDATE gpkg_contents SET last_change = ?", (FIXED_GPKG_TIME,))
 
 
 def _asset(path: Path, media_type: str, title: str, roles: Sequence[str]) -> Asset:
