@@ -66,7 +66,7 @@ def build_model(path: Path) -> Path:
     import torch
 
     import geoseg
-    from geoseg.models import create_network
+    from geoseg.model.network import create_network
 
     card = geoseg.ModelCard(
         classes=["background", "building"], bands=["red", "green", "blue"],

@@ -29,7 +29,7 @@ def build_model(path: Path, encoder: str, arch: str, arch_params: dict) -> Path:
     import torch
 
     import geoseg
-    from geoseg.models import create_network
+    from geoseg.model.network import create_network
 
     card = geoseg.ModelCard(
         classes=["background", "building"], bands=["red", "green", "blue"],

@@ -32,7 +32,7 @@ from _scenes import DATA, PeakRSS, mirrored, tree_rss  # noqa: E402
 
 from geoseg.classes import CLASSES_TAG, ClassInfo, classes_to_json  # noqa: E402
 from geoseg.cluster import ClusterSpec, dask_client  # noqa: E402
-from geoseg.vectorization import vectorize  # noqa: E402
+from geoseg.vectorization.api import vectorize  # noqa: E402
 
 MASK = DATA / "kampala" / "kampala_oam_cluster1_mask.tif"
 SCHEME = [ClassInfo(0, "background"), ClassInfo(1, "building", (230, 25, 75))]
@@ -51,7 +51,7 @@ def warm_up() -> None:
     import rasterio.features  # noqa: F401
     import shapely  # noqa: F401
 
-    import geoseg.polygonize  # noqa: F401
+    import geoseg.vectorization.tasks  # noqa: F401
 
 
 def main() -> None:

@@ -48,9 +48,9 @@ def run_demo(
 ) -> DemoResult:
     """Run predict, vectorize and evaluate on the bundled scene; write everything under ``out``."""
     from .cluster import ClusterSpec, dask_client
-    from .evaluation import evaluate
-    from .prediction import predict
-    from .vectorization import vectorize
+    from .evaluation.api import evaluate
+    from .prediction.api import predict
+    from .vectorization.api import vectorize
 
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:

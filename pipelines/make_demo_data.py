@@ -19,10 +19,10 @@ import rasterio
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import box
 
-from geoseg.config import load_config
 from geoseg.demo import ATTRIBUTION, DEMO_LABELS, DEMO_SCENE
-from geoseg.scene import Grid, inspect_scene
-from geoseg.splits import validation_blocks
+from geoseg.io.rasters import Grid, inspect_scene
+from geoseg.training.config import load_config
+from geoseg.training.splits import validation_blocks
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "train" / "shipped_buildings.yaml"

@@ -6,7 +6,7 @@
 Measures the model on the held-out Kampala crop (the bundled demo scene, see
 pipelines/make_demo_data.py) with predict -> vectorize -> evaluate, records the
 figures, the training data and its licences in the card, stores the weights as
-float16 and checks the 25 MB limit before writing geoseg/weights/buildings.safetensors.
+float16 and checks the 25 MB limit before writing geoseg/model/weights/buildings.safetensors.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import geoseg
 from geoseg.demo import DEMO_LABELS, DEMO_SCENE
-from geoseg.modelfile import SHIPPED_MODELS
+from geoseg.model.file import SHIPPED_MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_BYTES = 25 * 1000 * 1000

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import rasterio
 
+from geoseg.model.file import SHIPPED_MODELS
+
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +69,7 @@ def test_shipped_model_card_is_complete():
     meta = card.metadata
     assert meta["training_data"] and "licence" in json.dumps(meta["training_data"])
     assert 0 < meta["validation"]["building_iou"] <= 1 and 0 <= meta["validation"]["polygon_f1_iou50"] <= 1
-    path = Path(geoseg.__file__).parent / "weights" / "buildings.safetensors"
+    path = SHIPPED_MODELS["buildings"]
     assert path.stat().st_size <= 25_000_000
 
 

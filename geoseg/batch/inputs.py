@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import TMP_MARKER
-from ..batch_config import InputConfig
 from ..errors import ConfigError
+from .config import InputConfig
 from .stac import read_stac_catalog
 
 __all__ = ["Source", "discover"]

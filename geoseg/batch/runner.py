@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..batch_config import BatchConfig, load_batch_config, model_is_file
 from ..errors import ConfigError, GeoSegError
+from .config import BatchConfig, load_batch_config, model_is_file
 from .inputs import discover
 from .keys import file_sha256, fingerprint, scene_key
 from .layout import LOGS, assign_scene_ids, remove_stale_temporaries, scene_dir
 from .manifest import STATUSES, Manifest, OutputRecord, RunLock, SceneRow, read_manifest
-from .task import SceneJob, SceneOutcome, classify_error, one_line, process_scene
+from .tasks import SceneJob, SceneOutcome, classify_error, one_line, process_scene
 
 __all__ = ["BatchStatus", "BatchSummary", "FailedScene", "PlannedScene", "batch_status", "classify_error", "run_batch"]
 
@@ -109,7 +109,7 @@ class _Plan:
 def _model(config: BatchConfig) -> tuple[Path, Any, str]:
     """The model file, its card and a label for reports; a config error if unusable."""
     from ..classes import resolve_classes
-    from ..modelfile import read_card, resolve_model_path
+    from ..model.file import read_card, resolve_model_path
 
     try:
         path = resolve_model_path(config.model).resolve()
@@ -389,19 +389,23 @@ def _remove_replaced(root: Path, old: Mapping[str, OutputRecord], new: Mapping[s
 
 @contextlib.contextmanager
 def _run_log(root: Path) -> Iterator[Path]:
-    """Log the run at INFO level to ``<root>/logs/<UTC time>.log``, leaving the console's level as it was."""
+    """Log the run at INFO level to ``<root>/logs/<run number>-<UTC time>.log``, leaving the console's level as it was.
+
+    The zero-padded run number comes first, so listing the folder by name lists the runs in the order
+    they started, also when two runs start within the same second.
+    """
     folder = root / LOGS
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{stamp}.log"
-    n = 1
+    numbers = [int(p.name.split("-", 1)[0]) for p in folder.glob("*.log") if p.name.split("-", 1)[0].isdigit()]
+    n = max(numbers, default=0) + 1
     while True:
+        path = folder / f"{n:06d}-{stamp}.log"
         try:
             with open(path, "x", encoding="utf-8"):
                 break
         except FileExistsError:
             n += 1
-            path = folder / f"{stamp}-{n}.log"
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -66,7 +66,7 @@ def command(
 ) -> None:
     """Compare PREDICTION (a class raster from geoseg predict) with truth labels and write a report."""
     with user_errors():
-        from ..evaluation import evaluate
+        from ..evaluation.api import evaluate
 
         metrics = evaluate(
             prediction,

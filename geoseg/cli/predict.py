@@ -28,7 +28,7 @@ def command(ctx: click.Context, scene: Path, model: str | None, out: Path, confi
             overlap: int, blend: str, batch_size: int, device: str, resample: bool, scheduler: str | None, workers: int | None, overwrite: bool) -> None:
     """Segment SCENE (a GeoTIFF) into a land-cover COG."""
     with user_errors():
-        from ..prediction import predict
+        from ..prediction.api import predict
 
         result = predict(
             scene, model, out, confidence=confidence, tile_size=tile_size, overlap=overlap, blend=blend,

@@ -27,8 +27,9 @@ def command(ctx: click.Context, config: Path, overrides: tuple[str, ...], out: P
     data_root key); ${VAR} and ${VAR:-default} are taken from the environment.
     """
     with user_errors():
-        from ..training import train
+        from ..training.api import require_training_packages, train
 
+        require_training_packages()
         _follow_cli_logging()
         result = train(config, out, overrides=overrides, overwrite=overwrite, resume=resume, progress=show_progress(ctx))
         if show_progress(ctx):

@@ -35,7 +35,7 @@ def command(ctx: click.Context, raster: Path, out: Path, confidence: Path | None
             workers: int | None, overwrite: bool) -> None:
     """Vectorise the classes of RASTER (a geoseg class raster) into polygons."""
     with user_errors():
-        from ..vectorization import vectorize
+        from ..vectorization.api import vectorize
 
         result = vectorize(
             raster, out, confidence=confidence, classes=classes, min_area=min_area, simplify=simplify,

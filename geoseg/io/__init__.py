@@ -1,0 +1,1 @@
+"""The only code that opens input rasters and vector files: windowed raster reading, vector labels, resampling."""

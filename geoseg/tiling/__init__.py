@@ -1,0 +1,11 @@
+"""Pure window and tile-grid maths: no I/O, no GDAL.
+
+``windows``: :class:`PixelWindow` and block windows; ``grid``: overlapping tiles with cores that partition a scene.
+"""
+
+from __future__ import annotations
+
+from .grid import Tile, axis_tiles, tile_grid
+from .windows import PixelWindow, block_windows
+
+__all__ = ["PixelWindow", "Tile", "axis_tiles", "block_windows", "tile_grid"]

@@ -1,0 +1,291 @@
+"""``geoseg.train``: from a config to a model file and a training report.
+
+Steps: read the config; prepare the data (:mod:`geoseg.training_data`: labels
+on the image grids, the tile index on Dask, normalisation, the validation
+split); sample tiles (class-balanced or uniform); train with Lightning; export
+the best epoch (by validation mIoU) as a safetensors model file whose card
+holds everything ``geoseg predict`` needs; write ``training_report.json``
+beside the model.
+
+Run state lives in ``<model stem>.run/`` beside the model: Lightning's
+``last.ckpt`` (for ``resume=True``), the best weights so far
+(``best.safetensors``), the tile index and rasterised labels.  Checkpoints are
+only loaded from that folder, which this run wrote, and with
+``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..atomic import atomic_path, check_writable
+from ..errors import ConfigError, GeoSegError, ModelError, OutputExistsError
+from .config import TrainConfig, load_config
+from .data import TrainingData, prepare_training_data
+
+__all__ = ["REPORT_NAME", "TrainResult", "run_dir_for", "train"]
+
+log = logging.getLogger(__name__)
+
+#: File name of the report written beside the model.
+REPORT_NAME = "training_report.json"
+_RUN_FILES = ("last.ckpt", "best.safetensors", "run.json")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: Path
+    report: Path
+    epochs: int
+    best_epoch: int
+    best_miou: float
+    seconds: float
+
+
+def run_dir_for(out: str | os.PathLike[str]) -> Path:
+    """The folder beside the model holding checkpoints, the tile index and rasterised labels."""
+    out = Path(out)
+    return out.with_name(out.stem + ".run")
+
+
+def _prepare_run_dir(out: Path, cfg: TrainConfig, *, overwrite: bool, resume: bool) -> Path:
+    if out.suffix != ".safetensors":
+        raise ConfigError(f"the model file must end in .safetensors, got {out.name!r}")
+    check_writable(out, overwrite=overwrite)
+    check_writable(out.with_name(REPORT_NAME), overwrite=overwrite)
+    run_dir = run_dir_for(out)
+    last = run_dir / "last.ckpt"
+    record = json.loads(json.dumps(cfg.to_dict()))
+    if resume:
+        if not last.exists():
+            raise ConfigError(f"nothing to resume: {str(last)!r} does not exist; run without --resume to start training")
+        saved = run_dir / "run.json"
+        if not saved.exists() or json.loads(saved.read_text()).get("config") != record:
+            raise ConfigError(
+                f"the config differs from the one the run in {str(run_dir)!r} started with; resume with the same "
+                "config and overrides, or start afresh with --overwrite"
+            )
+        return run_dir
+    if last.exists() and not overwrite:
+        raise OutputExistsError(f"{str(run_dir)!r} holds an earlier training run; pass --resume to continue it or --overwrite to start afresh")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in _RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    with atomic_path(run_dir / "run.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"config": record, "geoseg": __version__}, indent=1))
+    return run_dir
+
+
+def _accelerator(cfg: TrainConfig) -> tuple[str, str]:
+    import torch
+
+    device = cfg.trainer.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device is cuda but no CUDA GPU is available; use auto or cpu")
+    gpu = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    return ("gpu", cfg.trainer.precision or "16-mixed") if gpu else ("cpu", cfg.trainer.precision or "32-true")
+
+
+def _build_loss(cfg: TrainConfig, data: TrainingData) -> tuple[Any, dict[str, list[float]]]:
+    from .losses import CrossEntropyLoss, DiceLoss, FocalLoss, TverskyLoss, WeightedSum, inverse_frequency_weights
+
+    counts = data.train_hists.sum(axis=0)
+    terms, weights_used = [], {}
+    for i, term in enumerate(cfg.loss):
+        weight = None
+        if term.class_weights == "inverse_frequency":
+            weight = inverse_frequency_weights(counts.tolist(), term.class_weight_power)
+        elif term.class_weights is not None:
+            weight = list(term.class_weights)
+        if weight is not None:
+            weights_used[f"{i}:{term.kind}"] = weight
+        if term.kind == "ce":
+            loss: Any = CrossEntropyLoss(weight)
+        elif term.kind == "focal":
+            loss = FocalLoss(term.gamma, weight)
+        elif term.kind == "dice":
+            loss = DiceLoss(term.smooth)
+        else:
+            loss = TverskyLoss(term.alpha, term.beta, term.smooth)
+        terms.append((term.weight, loss))
+    return WeightedSum(terms), weights_used
+
+
+def require_training_packages() -> None:
+    """Training needs Lightning and torchgeo, which come with the ``train`` extra; say so plainly when they are missing."""
+    import importlib.util
+
+    missing = [name for name in ("lightning", "torchgeo") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise GeoSegError(f"training needs {' and '.join(missing)}; install them with: pip install 'geoseg[train]'")
+
+
+def _fit(
+    cfg: TrainConfig, data: TrainingData, run_dir: Path, *, resume: bool, progress: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any], np.ndarray, bool]:
+    """Train; return the history, the best epoch's entry, tile draw counts, and whether this is the main process."""
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from torch.utils.data import DataLoader
+
+    from .augment import Augmenter
+    from .callbacks import ExportBest, SamplerState
+    from .dataset import SceneTiles
+    from .sampling import TileSampler, WindowSampler
+    from .task import SegmentationTask
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    accelerator, precision = _accelerator(cfg)
+    labels = [p.path for p in data.labels]
+    norm = data.card.normalization
+    train_set = SceneTiles(data.scenes, labels, normalization=norm, lut=data.lut)
+    val_set = SceneTiles(data.scenes, labels, normalization=norm, lut=data.lut,
+                         scored={(k, read): scored for k, read, scored in data.val_windows})
+    generator = torch.Generator().manual_seed(cfg.seed)
+    tiles = [data.index.tiles[i] for i in data.train_tiles]
+    sampler = TileSampler.from_histograms(
+        train_set, [(t.scene, t.window) for t in tiles], data.train_hists, kind=cfg.sampler.kind, power=cfg.sampler.power,
+        max_ratio=cfg.sampler.max_weight_ratio, length=cfg.sampler.samples_per_epoch or len(tiles), generator=generator,
+    )
+    val_sampler = WindowSampler(val_set, [(k, read) for k, read, _ in data.val_windows])
+    loader_args = {"batch_size": cfg.trainer.batch_size, "num_workers": cfg.trainer.num_workers,
+                   "persistent_workers": cfg.trainer.num_workers > 0, "pin_memory": accelerator == "gpu"}
+    train_loader = DataLoader(train_set, sampler=sampler, **loader_args)
+    val_loader = DataLoader(val_set, sampler=val_sampler, **loader_args)
+
+    names = data.class_names
+    rare = tuple(c for c, cls in enumerate(data.card.classes) if cls.name in cfg.augment.rare_classes or str(cls.id) in cfg.augment.rare_classes)
+    unknown_rare = set(cfg.augment.rare_classes) - {c.name for c in data.card.classes} - {str(c.id) for c in data.card.classes}
+    if unknown_rare:
+        raise ConfigError(f"augment.rare_classes names {sorted(unknown_rare)}, which are not classes ({', '.join(names)})")
+    a = cfg.augment
+    augmenter = Augmenter(a.flips, a.rotate90, a.brightness, a.contrast, rare, a.rare_strength)
+    loss, _ = _build_loss(cfg, data)
+    task = SegmentationTask(data.card, loss, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
+                            schedule=cfg.optimizer.schedule, augmenter=augmenter, seed=cfg.seed)
+    export = ExportBest(run_dir / "best.safetensors", data.card)
+    callbacks = [
+        ModelCheckpoint(dirpath=run_dir, filename="last", save_top_k=1, monitor=None, enable_version_counter=False),
+        EarlyStopping(monitor="val_miou", mode="max", patience=cfg.trainer.patience),
+        export,
+        SamplerState(sampler),
+    ]
+    if progress:
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        callbacks.append(TQDMProgressBar())
+    trainer = pl.Trainer(
+        max_epochs=cfg.trainer.epochs, accelerator=accelerator, devices=cfg.trainer.devices, strategy=cfg.trainer.strategy,
+        num_nodes=cfg.trainer.num_nodes, precision=precision, deterministic=cfg.trainer.deterministic, callbacks=callbacks,
+        logger=False, enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        default_root_dir=run_dir, log_every_n_steps=1,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
+        trainer.fit(task, train_loader, val_loader, ckpt_path=run_dir / "last.ckpt" if resume else None, weights_only=True)
+    if trainer.interrupted:  # Lightning swallows Ctrl-C after saving; the run can be resumed
+        raise KeyboardInterrupt(f"training interrupted; continue it with --resume (checkpoint {run_dir / 'last.ckpt'})")
+    if export.best_epoch is None or not (run_dir / "best.safetensors").exists():
+        raise ModelError("training finished without a scored validation epoch; nothing to export")
+    best = next(h for h in task.history if h["epoch"] == export.best_epoch)
+    return task.history, best, sampler.drawn.copy(), trainer.is_global_zero
+
+
+def _write_outputs(cfg: TrainConfig, data: TrainingData, out: Path, run_dir: Path, history: list[dict[str, Any]],
+                   best: dict[str, Any], drawn: np.ndarray, *, overwrite: bool, seconds: float) -> Path:
+    from ..model.network import Model, load_model, save_model
+    from .sampling import expected_class_share, tile_weights
+
+    names = data.class_names
+    _, class_weights = _build_loss(cfg, data)
+
+    def shares(counts: np.ndarray) -> dict[str, float]:
+        total = float(np.sum(counts))
+        return {n: (float(c) / total if total else 0.0) for n, c in zip(names, counts)}
+
+    weights = tile_weights(data.train_hists, kind=cfg.sampler.kind, power=cfg.sampler.power, max_ratio=cfg.sampler.max_weight_ratio)
+    dropped_outside = sum(p.report.dropped_outside for p in data.labels)
+    metrics = {"epoch": best["epoch"], "val_miou": best["val_miou"], "classes": best["classes"]}
+    training_data = [{"image": s.path, "labels": str(c.labels), "resolution_m": s.resolution_m}
+                     for s, c in zip(data.scenes, cfg.scenes)]
+    card = data.card.replace(metadata={
+        "training_data": training_data, "config": cfg.to_dict(), "metrics": metrics, "geoseg_version": __version__,
+    })
+    best_model = load_model(run_dir / "best.safetensors")
+    save_model(Model(best_model.network, card), out, overwrite=overwrite)
+    report = {
+        "model": str(out),
+        "geoseg_version": __version__,
+        "config": cfg.to_dict(),
+        "labels": [p.report.to_dict() for p in data.labels],
+        "labels_dropped_outside_images": dropped_outside,
+        "class_share": {
+            "training_scenes": shares(data.scene_class_counts()),
+            "training_tiles": shares(data.train_hists.sum(axis=0)),
+            "sampled_expected": shares(expected_class_share(data.train_hists, weights)),
+            "sampled": shares((drawn[:, None] * data.train_hists).sum(axis=0)),
+        },
+        "tiles": {
+            "index": len(data.index.tiles), "training": len(data.train_tiles), "validation": len(data.val_windows),
+            "dropped_at_validation_borders": data.dropped_straddling, "dropped_too_few_labels": data.dropped_unlabelled,
+            "drawn": int(drawn.sum()), "distinct_drawn": int((drawn > 0).sum()),
+        },
+        "validation_blocks": [[b.__dict__ for b in blocks] for blocks in data.blocks],
+        "normalization": data.card.normalization.to_dict(),
+        "class_weights": class_weights,
+        "epochs": history,
+        "best": metrics,
+        "seconds": seconds,
+        "seconds_per_epoch": float(np.mean([h["seconds"] for h in history])) if history else None,
+    }
+    text = json.dumps(report, indent=1)
+    for path, replace in ((out.with_name(REPORT_NAME), overwrite), (run_dir / REPORT_NAME, True)):
+        with atomic_path(path, overwrite=replace) as tmp:
+            tmp.write_text(text)
+    return out.with_name(REPORT_NAME)
+
+
+def train(
+    config: str | os.PathLike[str] | TrainConfig | dict[str, Any],
+    out: str | os.PathLike[str],
+    *,
+    overrides: tuple[str, ...] | list[str] = (),
+    overwrite: bool = False,
+    resume: bool = False,
+    progress: bool = False,
+) -> TrainResult:
+    """Train a model as ``config`` says; write it to ``out`` (``.safetensors``) and ``training_report.json`` beside it.
+
+    ``config`` is a YAML file, a mapping or a :class:`~geoseg.config.TrainConfig`;
+    ``overrides`` are ``"a.b=value"`` strings.  ``resume=True`` continues the
+    run whose ``last.ckpt`` lies in ``<out stem>.run/`` (same config required).
+    """
+    require_training_packages()
+    started = time.perf_counter()
+    cfg = load_config(config, overrides=overrides)
+    out = Path(out)
+    run_dir = _prepare_run_dir(out, cfg, overwrite=overwrite, resume=resume)
+    data = prepare_training_data(cfg, run_dir, progress=progress)
+    history, best, drawn, main_process = _fit(cfg, data, run_dir, resume=resume, progress=progress)
+    seconds = time.perf_counter() - started
+    report = out.with_name(REPORT_NAME)
+    result = TrainResult(out, report, len(history), int(best["epoch"]), float(best["val_miou"]), seconds)
+    if not main_process:  # other DDP ranks: the main process writes the outputs
+        return result
+    _write_outputs(cfg, data, out, run_dir, history, best, drawn, overwrite=overwrite, seconds=seconds)
+    log.info("trained %d epoch(s) in %.0f s; best epoch %d, validation mIoU %.3f -> %s",
+             len(history), seconds, best["epoch"], best["val_miou"], out)
+    return result

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: stand-in networks, rasters, batch archives."""
