@@ -21,7 +21,9 @@ def mirrored(source: Path, out: Path, size: int, *, block: int = 2048) -> Path:
         data = src.read()
         profile = src.profile
     h, w = data.shape[1:]
-    profile.update(width=size, height=size, tiled=True, blockxsize=512, blockysize=512, compress="deflate", BIGTIFF="IF_SAFER")
+    profile.update(
+        width=size, height=size, tiled=True, blockxsize=512, blockysize=512, compress="deflate", BIGTIFF="IF_SAFER"
+    )
     rows = np.arange(size) % (2 * h)
     rows = np.where(rows < h, rows, 2 * h - 1 - rows)
     with rasterio.open(out, "w", **profile) as dst:

@@ -137,7 +137,8 @@ def run(args: argparse.Namespace, folder: Path) -> None:
               f"best epoch {result.best_epoch}", flush=True)
 
     print()
-    print(f"{'sampler':<10}{'sampled bldg':>13}{'IoU':>8}{'precision':>11}{'recall':>8}{'F1':>8}{'pred bldg':>11}{'s/epoch':>9}")
+    print(f"{'sampler':<10}{'sampled bldg':>13}{'IoU':>8}{'precision':>11}{'recall':>8}{'F1':>8}"
+          f"{'pred bldg':>11}{'s/epoch':>9}")
     for kind, r in rows.items():
         print(f"{kind:<10}{r['sampled_building_share']:>13.1%}{r['iou']:>8.3f}{r['precision']:>11.3f}{r['recall']:>8.3f}"
               f"{r['f1']:>8.3f}{r['predicted_share']:>11.1%}{r['seconds_per_epoch']:>9.1f}")

@@ -9,11 +9,14 @@ the names behind the ids.
 from __future__ import annotations
 
 import json
+import numbers
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .errors import InputError, ModelError
+from .errors import ModelError, UsageError
 
 __all__ = [
     "NODATA",
@@ -23,6 +26,11 @@ __all__ = [
     "classes_to_json",
     "classes_from_json",
     "resolve_classes",
+    "PartScheme",
+    "PARTS_TAG",
+    "parts_to_json",
+    "parts_from_json",
+    "part_sidecar_path",
 ]
 
 #: Output nodata value of class rasters; no class may use this id.
@@ -36,6 +44,11 @@ _DEFAULT_COLOURS = [
 ]
 
 
+def _is_int(value: Any) -> bool:
+    """An integer (Python's or numpy's), not a bool and not a float."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class ClassInfo:
     """One class of a scheme: the id written to rasters, a name and an RGB colour."""
@@ -45,14 +58,15 @@ class ClassInfo:
     color: tuple[int, int, int] = (128, 128, 128)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.id, int) or not 0 <= self.id < NODATA:
+        if not _is_int(self.id) or not 0 <= self.id < NODATA:
             raise ModelError(f"class id {self.id!r} must be an integer in 0..{NODATA - 1} ({NODATA} is nodata)")
+        object.__setattr__(self, "id", int(self.id))
         if not isinstance(self.name, str) or not self.name.strip():
             raise ModelError(f"class {self.id} needs a non-empty name")
-        colour = tuple(int(c) for c in self.color)
-        if len(colour) != 3 or not all(0 <= c <= 255 for c in colour):
+        colour = tuple(self.color) if isinstance(self.color, (list, tuple)) else ()
+        if len(colour) != 3 or not all(_is_int(c) and 0 <= c <= 255 for c in colour):
             raise ModelError(f"class {self.name!r}: colour {self.color!r} must be three integers 0..255")
-        object.__setattr__(self, "color", colour)
+        object.__setattr__(self, "color", tuple(int(c) for c in colour))
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "color": list(self.color)}
@@ -63,8 +77,12 @@ def parse_classes(classes: Iterable[ClassInfo | Mapping[str, Any] | str]) -> tup
 
     Bare names get ids 0, 1, ... in order and default colours.
     """
+    if isinstance(classes, (str, bytes, Mapping)) or not isinstance(classes, Iterable):
+        raise ModelError(f"a class scheme is a list of classes, got {classes!r}"[:300])
     out: list[ClassInfo] = []
     for index, item in enumerate(classes):
+        if index >= NODATA:
+            raise ModelError(f"a class scheme has at most {NODATA} classes (ids 0..{NODATA - 1})")
         if isinstance(item, ClassInfo):
             out.append(item)
         elif isinstance(item, str):
@@ -72,11 +90,12 @@ def parse_classes(classes: Iterable[ClassInfo | Mapping[str, Any] | str]) -> tup
         elif isinstance(item, Mapping):
             unknown = set(item) - {"id", "name", "color"}
             if unknown:
-                raise ModelError(f"class entry {dict(item)!r} has unknown keys {sorted(unknown)}; use id, name, color")
+                keys = sorted(map(str, unknown))  # keys may be of mixed types (YAML, JSON numbers and text)
+                raise ModelError(f"class entry {dict(item)!r} has unknown keys {keys}; use id, name, color")
             if "id" not in item or "name" not in item:
                 raise ModelError(f"class entry {dict(item)!r} needs 'id' and 'name'")
             colour = item.get("color", _DEFAULT_COLOURS[index % len(_DEFAULT_COLOURS)])
-            out.append(ClassInfo(int(item["id"]), str(item["name"]), tuple(colour)))
+            out.append(ClassInfo(item["id"], item["name"], colour))
         else:
             raise ModelError(f"cannot read class entry {item!r}: give a name, a dict or a ClassInfo")
     if not out:
@@ -94,8 +113,21 @@ def classes_to_json(classes: Iterable[ClassInfo]) -> str:
     return json.dumps([c.to_dict() for c in classes])
 
 
+#: Longest class table text read from a raster tag.
+MAX_TABLE_TEXT = 2**20
+
+
 def classes_from_json(text: str) -> tuple[ClassInfo, ...]:
-    return parse_classes(json.loads(text))
+    """A class scheme from its JSON text; a :class:`ModelError` (a ``ValueError``) for anything malformed."""
+    if not isinstance(text, str) or len(text) > MAX_TABLE_TEXT:
+        raise ModelError(f"a class table is JSON text of at most {MAX_TABLE_TEXT} characters")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ModelError(f"the class table is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ModelError("the class table nests lists or objects too deeply to read") from None
+    return parse_classes(data)
 
 
 def resolve_classes(scheme: tuple[ClassInfo, ...], wanted: Iterable[str | int] | None) -> tuple[ClassInfo, ...]:
@@ -110,11 +142,67 @@ def resolve_classes(scheme: tuple[ClassInfo, ...], wanted: Iterable[str | int] |
         if isinstance(key, str) and key.lower() in by_name:
             cls = by_name[key.lower()]
         elif isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
-            cls = by_id.get(int(key))
-            if cls is None:
-                raise InputError(f"class id {key} is not in the class table (ids: {sorted(by_id)})")
+            found = by_id.get(int(key))
+            if found is None:
+                raise UsageError(f"class id {key} is not in the class table (ids: {sorted(by_id)})")
+            cls = found
         else:
-            raise InputError(f"unknown class {w!r}; known classes: {', '.join(c.name for c in scheme)}")
+            raise UsageError(f"unknown class {w!r}; known classes: {', '.join(c.name for c in scheme)}")
         if cls not in picked:
             picked.append(cls)
     return tuple(picked)
+
+
+#: Dataset tag of a class raster whose classes hold parts (building body, border, contact), as JSON.
+PARTS_TAG = "GEOSEG_PARTS"
+
+
+@dataclass(frozen=True)
+class PartScheme:
+    """Output classes that are parts of one class: its ``border`` and the ``contact`` zone where two objects touch.
+
+    The network predicts the body of each object as class ``of`` and its rim as
+    ``border`` or ``contact``; people read the three as one class ``of`` (see
+    :meth:`geoseg.model.card.ModelCard.display_classes`), and vectorize uses the bodies as seeds
+    to split touching objects.
+    """
+
+    of: int
+    border: int
+    contact: int
+
+    def __post_init__(self) -> None:
+        ids = (self.of, self.border, self.contact)
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in ids) or len(set(ids)) != 3:
+            raise ModelError(f"a part scheme needs three different class ids (of, border, contact), got {ids}")
+
+    @classmethod
+    def parse(cls, value: PartScheme | Mapping[str, Any]) -> PartScheme:
+        if isinstance(value, PartScheme):
+            return value
+        if not isinstance(value, Mapping) or set(value) != {"of", "border", "contact"}:
+            raise ModelError(f"a part scheme is a mapping with 'of', 'border' and 'contact' class ids, got {value!r}")
+        return cls(**{k: value[k] for k in ("of", "border", "contact")})
+
+    def to_dict(self) -> dict[str, int]:
+        return {"of": self.of, "border": self.border, "contact": self.contact}
+
+
+def parts_to_json(parts: Iterable[PartScheme]) -> str:
+    return json.dumps({"parts": [p.to_dict() for p in parts]})
+
+
+def parts_from_json(text: str) -> tuple[PartScheme, ...]:
+    data = json.loads(text)
+    if not isinstance(data, Mapping) or not isinstance(data.get("parts"), list):
+        raise ValueError("expected {'parts': [...]}")
+    return tuple(PartScheme.parse(p) for p in data["parts"])
+
+
+def part_sidecar_path(raster: str | os.PathLike[str]) -> Path:
+    """The part sidecar of a class raster (``<stem>.parts.tif`` beside it): where predict writes it, vectorize reads it.
+
+    It holds the network's own classes (building body, border and contact) on the class raster's grid.
+    """
+    raster = Path(raster)
+    return raster.with_name(f"{raster.stem}.parts{raster.suffix or '.tif'}")

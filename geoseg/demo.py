@@ -36,6 +36,8 @@ class DemoResult:
     report: Path
     preview: Path
     metrics: dict[str, Any]
+    #: Vehicle rectangles from the shipped vehicles model (None when it is not installed or another model was given).
+    vehicles: Path | None = None
 
 
 def run_demo(
@@ -71,6 +73,7 @@ def run_demo(
         say("2/3 vectorize: building outlines to a GeoPackage")
         vectorize(paths["landcover"], paths["buildings"], confidence=paths["confidence"], classes=["building"],
                   scene_id=DEMO_SCENE.stem, client=client, overwrite=True, progress=progress)
+        vehicles = _vehicles(out, client, say, progress) if model is None else None
     say("3/3 evaluate: against the OpenStreetMap building outlines")
     report = out / "report"
     metrics = evaluate(paths["landcover"], DEMO_LABELS, report, pred_vectors=paths["buildings"], image=DEMO_SCENE,
@@ -82,4 +85,26 @@ def run_demo(
         report=report / "report.html",
         preview=report / "preview_errors.png",
         metrics=metrics,
+        vehicles=vehicles,
     )
+
+
+def _vehicles(out: Path, client: Any, say: Callable[[str], None], progress: bool) -> Path | None:
+    """Vehicles on the demo scene with the shipped vehicles model: one oriented rectangle per vehicle.
+
+    The scene has no vehicle labels, so vehicles are shown, not scored (their figures are in the model's card).
+    """
+    from .model.file import SHIPPED_MODELS
+    from .prediction.api import predict
+    from .vectorization.api import vectorize
+
+    if not SHIPPED_MODELS["vehicles"].exists():
+        return None
+    say("+ vehicles: the shipped vehicles model, one rectangle per vehicle to a GeoPackage (shown, not scored)")
+    landcover, confidence = out / "vehicles_landcover.tif", out / "vehicles_confidence.tif"
+    vehicles = out / "vehicles.gpkg"
+    predict(DEMO_SCENE, "vehicles", landcover, confidence=confidence, resample=True, client=client, overwrite=True,
+            progress=progress)
+    vectorize(landcover, vehicles, confidence=confidence, classes=["vehicle"], scene_id=DEMO_SCENE.stem,
+              client=client, overwrite=True, progress=progress)
+    return vehicles

@@ -2,16 +2,21 @@
 
 Areas, perimeters, minimum areas, hole sizes and simplification tolerances are
 given in metres.  :func:`metric_frame` picks, once per scene, the coordinates
-those are measured in:
+those are measured in, after measuring the CRS's true scale on the earth's
+ellipsoid (a small square mapped to a Lambert azimuthal equal-area projection
+on the CRS's own datum, at the scene centre and at its corners and edges):
 
-* a projected CRS whose scale is true to within :data:`SCALE_TOLERANCE` at the
-  scene centre (UTM, national grids, state planes) is used as it is: planar
-  lengths are multiplied by the unit's size in metres, corrected by the
-  projection's scale at the scene centre;
-* anything else (a geographic CRS in degrees, or Web Mercator away from the
-  equator) is measured on a Lambert azimuthal equal-area projection centred on
-  the scene, on the CRS's own datum: areas are exact there and lengths are true
-  to better than 0.1 % within 100 km of the centre.
+* a projected CRS that is conformal and whose areal scale is the same across
+  the scene to within :data:`SCALE_TOLERANCE` (UTM, national grids, Web
+  Mercator over a city) is used as it is, with that measured scale: areas are
+  exact to within the tolerance.  Projection libraries report Web Mercator's
+  scale on its sphere, which is 0.67 % off the ellipsoid at the equator; the
+  measured scale is not;
+* anything else (a geographic CRS in degrees, an equal-area or other
+  non-conformal projection, a scene whose scale varies more than that) is
+  measured on a Lambert azimuthal equal-area projection centred on the scene,
+  on the CRS's own datum: areas are exact there and lengths are true to better
+  than 0.1 % within 100 km of the centre.
 
 Geometries are transformed to that frame for measuring and simplifying, and
 transformed back to the scene CRS for output.
@@ -23,6 +28,7 @@ import functools
 import math
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +36,12 @@ from .errors import InputError
 
 __all__ = ["MetricFrame", "metric_frame", "SCALE_TOLERANCE"]
 
-#: Largest areal scale error (as a fraction) at which a projected CRS is measured in its own coordinates.
-SCALE_TOLERANCE = 0.005
+#: Largest relative difference of areal scale across a scene (and between the x and y scales) at which a
+#: projected CRS is measured in its own coordinates: 1e-4 keeps areas exact to 0.01 %.
+SCALE_TOLERANCE = 1e-4
+#: Side of the probe squares, in CRS units: big enough for full precision in large coordinates, and small
+#: enough against the earth's radius for the local scale to be exact.
+_PROBE = 10.0
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,6 @@ class MetricFrame:
 def metric_frame(crs_wkt: str, bounds: tuple[float, float, float, float]) -> MetricFrame:
     """The measuring frame for a scene in ``crs_wkt`` covering ``bounds`` (left, bottom, right, top)."""
     import pyproj
-    from pyproj.crs import ProjectedCRS
-    from pyproj.crs.coordinate_operation import LambertAzimuthalEqualAreaConversion
 
     crs = pyproj.CRS.from_wkt(crs_wkt)
     left, bottom, right, top = bounds
@@ -90,25 +98,56 @@ def metric_frame(crs_wkt: str, bounds: tuple[float, float, float, float]) -> Met
             f"the raster's CRS ({crs.name}) has no geodetic datum, so metres cannot be measured; "
             "assign a geographic or projected CRS first (gdal_edit.py -a_srs EPSG:XXXX)"
         )
-    if crs.is_geographic:
-        lon, lat = cx, cy
-    else:
-        lon, lat = pyproj.Transformer.from_crs(crs, geodetic, always_xy=True).transform(cx, cy)
+    to_lonlat = pyproj.Transformer.from_crs(crs, geodetic, always_xy=True)
+    lon, lat = (cx, cy) if crs.is_geographic else to_lonlat.transform(cx, cy)
     if not (math.isfinite(lon) and math.isfinite(lat)):
         raise InputError(f"the scene centre ({cx}, {cy}) cannot be located on the earth in {crs.name}; check the CRS")
+    local = _laea(geodetic, lon, lat)
     if crs.is_projected:
-        unit = crs.axis_info[0].unit_conversion_factor or 1.0
-        try:
-            areal = float(pyproj.Proj(crs).get_factors(lon, lat).areal_scale)
-        except Exception:  # some projections cannot report their scale factors
-            areal = float("nan")
-        if math.isfinite(areal) and areal > 0 and abs(areal - 1.0) <= SCALE_TOLERANCE:
-            return MetricFrame(crs_wkt, None, unit / math.sqrt(areal), unit * unit / areal)
-    local = ProjectedCRS(
+        scale = _local_scale(crs, local, bounds)
+        if scale is not None:
+            return MetricFrame(crs_wkt, None, math.sqrt(scale), scale)
+    return MetricFrame(crs_wkt, local.to_wkt(), 1.0, 1.0)
+
+
+def _laea(geodetic: Any, lon: float, lat: float) -> Any:
+    from pyproj.crs import ProjectedCRS
+    from pyproj.crs.coordinate_operation import LambertAzimuthalEqualAreaConversion
+
+    return ProjectedCRS(
         conversion=LambertAzimuthalEqualAreaConversion(latitude_natural_origin=lat, longitude_natural_origin=lon),
         geodetic_crs=geodetic,
     )
-    return MetricFrame(crs_wkt, local.to_wkt(), 1.0, 1.0)
+
+
+def _local_scale(crs: Any, local: Any, bounds: tuple[float, float, float, float]) -> float | None:
+    """Square metres per square CRS unit if ``crs`` is conformal at the scene centre and its areal scale is
+    uniform across the scene (within :data:`SCALE_TOLERANCE`); else ``None``.
+
+    Probe squares at the centre, corners and edge midpoints are mapped to ``local``, an equal-area
+    projection centred on the scene: their areas there are true, and at the centre so are their sides.
+    """
+    import pyproj
+
+    left, bottom, right, top = bounds
+    cx, cy = (left + right) / 2, (bottom + top) / 2
+    h = _PROBE / 2
+    centres = [(cx, cy)] + [(x, y) for x in (left, cx, right) for y in (bottom, cy, top) if (x, y) != (cx, cy)]
+    xs = [x + dx for x, _ in centres for dx in (-h, h, h, -h)]
+    ys = [y + dy for _, y in centres for dy in (-h, -h, h, h)]
+    ex, ey = pyproj.Transformer.from_crs(crs, local, always_xy=True).transform(xs, ys)
+    corners = np.column_stack([ex, ey]).reshape(len(centres), 4, 2)
+    if not np.isfinite(corners).all():
+        return None
+    x, y = corners[..., 0], corners[..., 1]
+    areas = 0.5 * np.abs(np.sum(x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y, axis=1)) / (2 * h) ** 2
+    bottom_side = np.hypot(*(corners[0, 1] - corners[0, 0]))
+    left_side = np.hypot(*(corners[0, 3] - corners[0, 0]))
+    if not areas.min() > 0 or abs(bottom_side - left_side) > SCALE_TOLERANCE * max(bottom_side, left_side):
+        return None  # not conformal: one scale cannot stand for both directions
+    if areas.max() - areas.min() > SCALE_TOLERANCE * areas[0]:
+        return None
+    return float(areas[0])
 
 
 @functools.lru_cache(maxsize=16)

@@ -58,9 +58,9 @@ def confusion_counts(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
 
 def unknown_values(counts: np.ndarray, allowed: Sequence[int], *, axis: int) -> list[int]:
     """Values that occur along ``axis`` (0: truth rows, 1: prediction columns) but are not allowed."""
-    allowed = set(allowed)
+    permitted = set(allowed)
     seen = np.flatnonzero(counts.sum(axis=1 - axis))
-    return [int(v) for v in seen if int(v) not in allowed]
+    return [int(v) for v in seen if int(v) not in permitted]
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,10 @@ def class_scores(cm: Any, names: Sequence[str]) -> dict[str, dict[str, float | i
     """
     rows = class_metrics(np.asarray(cm), list(range(len(names))), list(names), ignore_id=None)
     return {
-        r["name"]: {"iou": r["iou"], "precision": r["precision"], "recall": r["recall"], "f1": r["f1"], "support": r["truth_pixels"]}
+        r["name"]: {
+            "iou": r["iou"], "precision": r["precision"], "recall": r["recall"], "f1": r["f1"],
+            "support": r["truth_pixels"],
+        }
         for r in rows
     }
 

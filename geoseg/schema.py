@@ -4,6 +4,10 @@
 dataclass's type hints, and rejects unknown keys, missing required keys and
 values of the wrong type with a :class:`~geoseg.errors.ConfigError` that names
 the key.  Used by every configuration file geoseg reads (training, batch).
+
+:func:`setting` declares one option of a step's options type (its default,
+help text and bounds) once; the CLI builds its click options from it, batch
+configs reuse the type, and :func:`check_settings` enforces the bounds.
 """
 
 from __future__ import annotations
@@ -13,14 +17,84 @@ import os
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeVar, Union, cast
 
 from .classes import ClassInfo, parse_classes
 from .errors import ConfigError, GeoSegError
 
-__all__ = ["build", "convert", "absolute"]
+__all__ = ["SETTING", "Setting", "absolute", "build", "check_settings", "convert", "output_settings", "setting",
+           "settings"]
+
+T = TypeVar("T")
+
+#: The key of a :class:`Setting` in a dataclass field's metadata.
+SETTING = "geoseg.setting"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one option of a step is offered and checked; kept in its dataclass field's metadata."""
+
+    #: Help text, for ``--help`` and the docs.
+    help: str
+    #: Smallest allowed value (``min_open``: the bound itself is not allowed).
+    minimum: float | None = None
+    maximum: float | None = None
+    min_open: bool = False
+    #: The allowed values of a string option.
+    choices: tuple[str, ...] = ()
+    #: False for options that change how the work runs but not its output (part of batch idempotency keys).
+    output: bool = True
+
+
+def setting(
+    default: T,
+    *,
+    help: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    min_open: bool = False,
+    choices: tuple[str, ...] = (),
+    output: bool = True,
+) -> T:
+    """A dataclass field with ``default`` that carries its :class:`Setting` (help text, bounds)."""
+    meta = Setting(help, minimum, maximum, min_open, choices, output)
+    return dataclasses.field(default=default, metadata={SETTING: meta})
+
+
+def settings(cls: type) -> list[tuple[dataclasses.Field[Any], Setting, Any]]:
+    """The fields of dataclass ``cls`` declared with :func:`setting`: (field, setting, resolved type hint)."""
+    hints = typing.get_type_hints(cls)
+    return [(f, f.metadata[SETTING], hints[f.name]) for f in fields(cls) if SETTING in f.metadata]
+
+
+def output_settings(options: Any) -> dict[str, Any]:
+    """The settings of ``options`` that change the output, by name (batch keys hash them)."""
+    return {f.name: getattr(options, f.name) for f, meta, _ in settings(type(options)) if meta.output}
+
+
+def check_settings(options: Any, where: str = "") -> None:
+    """Raise :class:`~geoseg.errors.ConfigError` for a value outside its setting's bounds or choices.
+
+    ``where`` prefixes the option's name in the message (e.g. ``"steps.vectorize."``).
+    """
+    for f, meta, _ in settings(type(options)):
+        value = getattr(options, f.name)
+        if value is None:
+            continue
+        name = where + f.name
+        if meta.choices and value not in meta.choices:
+            raise ConfigError(f"{name} {value!r} is not one of {', '.join(meta.choices)}")
+        if meta.minimum is not None and (value <= meta.minimum if meta.min_open else value < meta.minimum):
+            raise ConfigError(f"{name} must be {'>' if meta.min_open else '>='} {_number(meta.minimum)}, got {value}")
+        if meta.maximum is not None and value > meta.maximum:
+            raise ConfigError(f"{name} must be <= {_number(meta.maximum)}, got {value}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def absolute(path: Path, base: Path) -> Path:
@@ -54,7 +128,7 @@ def convert(tp: Any, value: Any, where: str) -> Any:
         if value not in args:
             raise ConfigError(f"{where} is {value!r}; use one of {', '.join(repr(a) for a in args)}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return build(tp, value, where)
     if tp is ClassInfo:
         raise ConfigError(f"{where}: classes are read as a whole")
@@ -70,7 +144,7 @@ def convert(tp: Any, value: Any, where: str) -> Any:
             return tuple(convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise ConfigError(f"{where} must be a list of {len(args)} values, got {value!r}")
-        return tuple(convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where} must be a mapping, got {value!r}")
@@ -103,12 +177,12 @@ def convert(tp: Any, value: Any, where: str) -> Any:
     raise ConfigError(f"{where}: cannot read a {_type_name(tp)} from {value!r}")  # pragma: no cover - schema bug
 
 
-def build(cls: type, data: Any, where: str = "") -> Any:
+def build(cls: type[T], data: Any, where: str = "") -> T:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
     label = where or "the config"
     if not isinstance(data, Mapping):
         raise ConfigError(f"{label} must be a mapping of keys to values, got {data!r}")
-    known = {f.name: f for f in fields(cls)}
+    known = {f.name: f for f in fields(cast(Any, cls))}
     for key in data:
         if key not in known:
             name = f"{where}.{key}" if where else str(key)

@@ -48,8 +48,15 @@ def held_out_bounds(config_path: Path) -> tuple[Path, Path, tuple[float, float, 
     grid = Grid.rescaled(info, cfg.resolution / info.resolution_m) if cfg.resolution else None
     height, width = (grid.height, grid.width) if grid else (info.height, info.width)
     v = cfg.validation
-    (block,) = validation_blocks(height, width, mode=v.mode, fraction=v.fraction, strips=v.strips,
-                                 block_size=v.block_size or 4 * cfg.tile_size, seed=cfg.seed, scene=0)
+    if v.mode == "scenes" and scene.hold_out is not None:  # the strip held out of the Kampala scene
+        left_share, right_share = scene.hold_out
+        block_cols = round(left_share * width), round(right_share * width)
+        from geoseg.tiling import PixelWindow
+
+        block = PixelWindow(0, block_cols[0], height, block_cols[1] - block_cols[0])
+    else:
+        (block,) = validation_blocks(height, width, mode=v.mode, fraction=v.fraction, strips=v.strips,
+                                     block_size=v.block_size or 4 * cfg.tile_size, seed=cfg.seed, scene=0)
     from affine import Affine
 
     t = Affine(*grid.transform) if grid else info.affine
@@ -88,7 +95,8 @@ def main() -> None:
         DEMO_LABELS.unlink()
     clipped.to_file(DEMO_LABELS, layer="building", driver="GPKG")
     ATTRIBUTION.write_text(ATTRIBUTION_TEXT)
-    print(f"{DEMO_SCENE}: {crop.width}x{crop.height} px (cols {col0}-{col1} of the scene), {DEMO_SCENE.stat().st_size / 1e6:.2f} MB")
+    print(f"{DEMO_SCENE}: {crop.width}x{crop.height} px (cols {col0}-{col1} of the scene), "
+          f"{DEMO_SCENE.stat().st_size / 1e6:.2f} MB")
     print(f"{DEMO_LABELS}: {len(clipped)} buildings")
 
 

@@ -1,56 +1,106 @@
 """Turn a trained building model into the model shipped with geoseg.
 
-    geoseg train --config configs/train/shipped_buildings.yaml --out runs/buildings/buildings.safetensors
-    python pipelines/ship_model.py runs/buildings/buildings.safetensors
+    geoseg train --config configs/train/buildings_five_places.yaml --out runs/buildings/buildings.safetensors
+    python pipelines/building_lopo.py train --place kampala --place philippines
+    python pipelines/building_lopo.py evaluate --place kampala --place philippines \\
+        --baseline geoseg/model/weights/buildings.safetensors
+    python pipelines/ship_model.py runs/buildings/buildings.safetensors \
+        --config configs/train/buildings_five_places.yaml --lopo runs/lopo/lopo.json
 
-Measures the model on the held-out Kampala crop (the bundled demo scene, see
-pipelines/make_demo_data.py) with predict -> vectorize -> evaluate, records the
-figures, the training data and its licences in the card, stores the weights as
-float16 and checks the 25 MB limit before writing geoseg/model/weights/buildings.safetensors.
+Measures the model, and the model shipped now, on the held-out Kampala crop (the bundled demo scene,
+see pipelines/make_demo_data.py; held out from the training of both) with predict -> vectorize ->
+evaluate, and refuses to ship a model that is worse there than the one it replaces (building IoU and
+polygon F1) unless ``--force``.  Records the figures, the leave-one-place-out figures of
+pipelines/building_lopo.py, the resolution range, the training places and their licences in the card,
+stores the weights as float16 and checks the 25 MB limit before writing
+geoseg/model/weights/buildings.safetensors.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import geoseg
 from geoseg.demo import DEMO_LABELS, DEMO_SCENE
 from geoseg.model.file import SHIPPED_MODELS
+from geoseg.training.api import report_path_for
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_BYTES = 25 * 1000 * 1000
-TRAINING_DATA = [
-    {
-        "scene": "kampala/kampala_oam_cluster1_image.tif (Ggaba, Kampala, Uganda; 7.5 cm drone orthophoto, resampled to 15 cm)",
-        "imagery_licence": "CC BY 4.0, OpenAerialMap (via HOT fAIr sample data)",
-        "labels": "OpenStreetMap building outlines, (c) OpenStreetMap contributors, ODbL 1.0",
-        "held_out": "the eastern third of the scene (validation strip; bundled as geoseg/data/kampala_demo.tif)",
-    }
-]
+_OAM = "CC BY 4.0, OpenAerialMap contributors (via HOT fAIr training data)"
+_OSM = "OpenStreetMap building outlines, (c) OpenStreetMap contributors, ODbL 1.0"
+#: Data folders a shipped model may be trained on -> (place, imagery licence).  Anything else (the Massachusetts
+#: sample, say, whose terms allow testing only) is refused.
+PLACES = {
+    "kampala/": ("Ggaba, Kampala, Uganda (peri-urban, dense)",
+                 "CC BY 4.0, OpenAerialMap contributors (via HOT fAIr sample data)"),
+    "oam_buildings/zanzibar/": ("rural Unguja, Zanzibar, Tanzania", _OAM),
+    "oam_buildings/banepa_outskirts/": ("Banepa outskirts, Nepal", _OAM),
+    "oam_buildings/philippines/": ("Bicol, Philippines (small tin roofs under palms)", _OAM),
+    "oam_buildings/nairobi/": ("Nairobi, Kenya (estates; upsampled satellite-like imagery, effective 0.3-0.5 m)", _OAM),
+}
+
+
+def training_data(config: Path) -> list[dict[str, Any]]:
+    """Per training scene of ``config``: place, file, licences and what was held out for validation."""
+    import yaml
+
+    raw = yaml.safe_load(config.read_text())
+    validation = raw.get("validation") or {}
+    held_whole = set(validation.get("scenes") or ())
+    resolution = raw.get("resolution")
+    rows = []
+    for scene in raw["scenes"]:
+        image = str(scene["image"])
+        prefix = next((p for p in PLACES if image.startswith(p)), None)
+        if prefix is None:
+            raise SystemExit(f"{image}: no licence for shipping is known for this data; see ../shared/data/README.md")
+        place, licence = PLACES[prefix]
+        row: dict[str, Any] = {
+            "place": place,
+            "scene": image + (f" (resampled to {resolution:g} m)" if resolution else ""),
+            "imagery_licence": licence,
+            "labels": _OSM,
+        }
+        if Path(image).name in held_whole:
+            row["held_out"] = "the whole scene (validation, picks the best epoch)"
+        elif scene.get("hold_out"):
+            a, b = scene["hold_out"]
+            row["held_out"] = f"columns {a:.0%}-{b:.0%} of its width (validation; the bundled demo crop)"
+        elif validation.get("mode", "strips") == "strips":
+            share, strips = validation.get("fraction", 0.2), validation.get("strips", 5)
+            row["held_out"] = f"{share:.0%} of {strips} vertical strips (validation; for Kampala the bundled demo crop)"
+        rows.append(row)
+    return rows
 
 
 def _row(rows: list[dict], name: str) -> dict:
     return next(r for r in rows if r["name"] == name)
 
 
-def measure(model_path: Path, tile_size: int) -> dict:
+def measure(model_path: Path, tile_size: int | None, *, split: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
+        folder = Path(tmp)
         model = geoseg.load_model(model_path)
+        tile_size = tile_size or model.card.tile_size
         model = geoseg.Model(model.network, model.card.replace(tile_size=tile_size))
-        geoseg.predict(DEMO_SCENE, model, tmp / "lc.tif", confidence=tmp / "conf.tif", resample=True)
-        geoseg.vectorize(tmp / "lc.tif", tmp / "b.gpkg", confidence=tmp / "conf.tif", classes=["building"])
-        m = geoseg.evaluate(tmp / "lc.tif", DEMO_LABELS, pred_vectors=tmp / "b.gpkg")
+        geoseg.predict(DEMO_SCENE, model, folder / "lc.tif", confidence=folder / "conf.tif", resample=True)
+        geoseg.vectorize(folder / "lc.tif", folder / "b.gpkg", confidence=folder / "conf.tif", classes=["building"],
+                         split=split)
+        m = geoseg.evaluate(folder / "lc.tif", DEMO_LABELS, pred_vectors=folder / "b.gpkg")
     pixel = _row(m["per_class"], "building")
     poly = _row(m["polygon_metrics"]["classes"], "building")
     return {
         "validation_scene": "geoseg/data/kampala_demo.tif (held out from training)",
         "inference_tile_size": tile_size,
+        "split_touching_buildings": split,
         "building_iou": round(pixel["iou"], 4),
         "building_precision": round(pixel["precision"], 4),
         "building_recall": round(pixel["recall"], 4),
@@ -63,11 +113,58 @@ def measure(model_path: Path, tile_size: int) -> dict:
     }
 
 
+def lopo_summary(path: Path) -> dict[str, Any]:
+    """The leave-one-place-out figures of pipelines/building_lopo.py, per held-out place."""
+    results = json.loads(path.read_text())
+    out: dict[str, Any] = {
+        "method": "the shipped recipe trained without the place, scored on all of its scenes (pooled pixels and "
+                  "polygons) with predict --resample -> vectorize -> evaluate; 'shipped_before' is the model this "
+                  "one replaced, on the same scenes",
+        "places": {},
+    }
+    for key, entry in results.items():
+        place, variant = key.rsplit("-", 1)
+        pooled = entry["pooled"]
+        row = {
+            "variant": variant,
+            "scenes": sorted(n for n in entry["scenes"] if n != "kampala_demo"),
+            "building_iou": pooled["new_pixel"]["iou"],
+            "polygon_f1_iou50_split": pooled["new_split"]["f1"],
+            "polygon_f1_iou50_no_split": pooled["new_no_split"]["f1"],
+        }
+        if "shipped_pixel" in pooled:
+            row["shipped_before"] = {"building_iou": pooled["shipped_pixel"]["iou"],
+                                     "polygon_f1_iou50": pooled["shipped_no_split"]["f1"]}
+        demo = entry["scenes"].get("kampala_demo")
+        if demo is not None:  # the Kampala strip neither the fold model nor the model replaced trained on
+            row["kampala_demo_crop"] = {
+                "building_iou": round(demo["new"]["pixel"]["iou"], 4),
+                "polygon_f1_iou50_split": round(demo["new"]["split"]["f1"], 4),
+                "polygon_f1_iou50_no_split": round(demo["new"]["no_split"]["f1"], 4),
+            }
+            if "shipped" in demo:
+                row["kampala_demo_crop"]["shipped_before"] = {
+                    "building_iou": round(demo["shipped"]["pixel"]["iou"], 4),
+                    "polygon_f1_iou50": round(demo["shipped"]["no_split"]["f1"], 4),
+                }
+            if "shipped_pixel" in pooled:
+                row["note"] = ("the model replaced was trained on the western two thirds of the Kampala scene, so "
+                               "only kampala_demo_crop compares the two on unseen pixels")
+        out["places"][key] = row
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="model file written by geoseg train")
-    parser.add_argument("--tile-size", type=int, nargs="+", default=[128, 256, 512],
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "train" / "shipped_buildings.yaml",
+                        help="the training config of the model (for the card's training data and licences)")
+    parser.add_argument("--tile-size", type=int, nargs="+", default=[256, 512],
                         help="inference tile sizes to try; the best on the held-out crop goes into the card")
+    parser.add_argument("--lopo", type=Path, default=None, help="lopo.json written by pipelines/building_lopo.py")
+    parser.add_argument("--baseline", type=Path, default=SHIPPED_MODELS["buildings"],
+                        help="the model to beat on the held-out crop [default: the shipped one]")
+    parser.add_argument("--force", action="store_true", help="ship even if the baseline is better")
     parser.add_argument("--out", type=Path, default=SHIPPED_MODELS["buildings"])
     args = parser.parse_args()
 
@@ -75,25 +172,48 @@ def main() -> None:
     results = [measure(args.model, t) for t in args.tile_size]
     for r in results:
         print(json.dumps(r))
-    best = max(results, key=lambda r: (r["building_iou"], r["inference_tile_size"]))
-    report_path = args.model.parent / "training_report.json"
+    best = max(results, key=lambda r: (r["building_iou"] + r["polygon_f1_iou50"], r["inference_tile_size"]))
+    without_split = measure(args.model, best["inference_tile_size"], split=False)
+    baseline = measure(args.baseline, None, split=False) if args.baseline.exists() else None
+    print("without split:", json.dumps(without_split))
+    print("baseline:", json.dumps(baseline))
+    if baseline is not None and not args.force and (
+        best["building_iou"] < baseline["building_iou"] or best["polygon_f1_iou50"] < baseline["polygon_f1_iou50"]
+    ):
+        raise SystemExit(f"not shipped: {args.baseline} does better on the held-out crop ({json.dumps(baseline)}); "
+                         "pass --force to ship anyway")
+    config_name = str(args.config.resolve().relative_to(REPO)) if args.config.resolve().is_relative_to(REPO) \
+        else str(args.config)
+    training_data(args.config)  # refuses data without a licence for shipping, before anything is measured
+    report_path = report_path_for(args.model)
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     model = geoseg.load_model(args.model)
+    lo, hi = model.card.resolution_range or (None, None)
     metadata = dict(model.card.metadata)
     metadata.update({
         "name": "buildings",
-        "description": "Building footprints from RGB aerial or drone imagery at 15-60 cm",
-        "training_data": TRAINING_DATA,
-        "training_config": "configs/train/shipped_buildings.yaml",
-        "training_command": "geoseg train --config configs/train/shipped_buildings.yaml --out runs/buildings/buildings.safetensors",
+        "description": (
+            f"Building footprints from RGB drone or aerial imagery at {lo:g}-{hi:g} m (read at "
+            f"{model.card.resolution:g} m: predict with --resample); predicts building body, border and contact so "
+            "that vectorize splits touching buildings; the land-cover map shows the three as 'building'"
+        ),
+        "resolution_range_m": [lo, hi],
+        "training_data": training_data(args.config),
+        "training_config": config_name,
+        "training_command": f"geoseg train --config {config_name} --out runs/buildings/buildings.safetensors",
         "training_tile_size": model.card.tile_size,
         "training_epochs": len(report.get("epochs", [])) or None,
         "best_epoch": report.get("best"),
         "training_seconds": report.get("seconds"),
-        "training_machine": f"{platform.machine()} CPU, {__import__('os').cpu_count()} cores, no GPU",
+        "training_machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU",
         "validation": best,
-        "licence": "weights: CC BY 4.0 (attribution: OpenAerialMap contributors; (c) OpenStreetMap contributors)",
+        "validation_without_split": without_split,
+        "validation_model_replaced": baseline,
+        "licence": "weights: CC BY 4.0 (attribution: imagery OpenAerialMap contributors, CC BY 4.0; "
+                   "labels (c) OpenStreetMap contributors, ODbL 1.0)",
     })
+    if args.lopo is not None:
+        metadata["leave_one_place_out"] = lopo_summary(args.lopo)
     card = model.card.replace(tile_size=best["inference_tile_size"], metadata=metadata)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     geoseg.Model(model.network, card).save(args.out, overwrite=True, weights_dtype="float16")

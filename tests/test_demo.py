@@ -50,7 +50,8 @@ def test_demo_writes_every_output(tmp_path):
     assert f"{building['iou']:.4f}" in html
     assert (out / "report" / "preview_errors.png").stat().st_size > 1000
 
-    again = subprocess.run([sys.executable, "-m", "geoseg", "-q", "demo", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    again = subprocess.run([sys.executable, "-m", "geoseg", "-q", "demo", "--out", str(out)],
+                           capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "--overwrite" in again.stderr
 
 
@@ -64,7 +65,7 @@ def test_shipped_model_card_is_complete():
     import geoseg
 
     card = geoseg.read_card("buildings")
-    assert [c.name for c in card.classes] == ["background", "building"]
+    assert [c.name for c in card.display_classes] == ["background", "building"]  # border/contact fold into building
     assert card.resolution and card.resolution_range
     meta = card.metadata
     assert meta["training_data"] and "licence" in json.dumps(meta["training_data"])
@@ -81,7 +82,8 @@ def test_quickstart_notebook_runs(tmp_path):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "store the notebook without outputs"
     os.environ["GEOSEG_QUICKSTART_OUT"] = str(tmp_path)
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+        client.execute()
     finally:
         os.environ.pop("GEOSEG_QUICKSTART_OUT", None)
     assert (tmp_path / "report" / "report.html").exists()

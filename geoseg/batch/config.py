@@ -25,14 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..schema import absolute, build
+from ..prediction.options import PredictOptions, check_device_name
+from ..schema import absolute, build, check_settings, output_settings
+from ..vectorization.options import VectorizeOptions
 
 __all__ = [
     "FINGERPRINT_MODES",
@@ -46,8 +47,6 @@ __all__ = [
 ]
 
 FINGERPRINT_MODES = ("auto", "full", "sampled")
-_BLENDS = ("hann", "crop")
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,8 @@ class InputConfig:
     #: How inputs are fingerprinted: ``full`` sha256 of every file, ``sampled`` size + first and last MiB,
     #: ``auto`` full up to 256 MiB and sampled above.
     fingerprint: str = "auto"
+    #: Read scenes whose path or links lead outside the archive (the folder, or the list's or catalog's folder).
+    allow_outside: bool = False
 
     def __post_init__(self) -> None:
         given = [name for name in ("folder", "list", "stac") if getattr(self, name) is not None]
@@ -79,62 +80,39 @@ class InputConfig:
             raise ConfigError(f"input.glob {self.glob!r} must be a relative pattern inside the folder (e.g. **/*.tif)")
 
 
-@dataclass(frozen=True)
-class PredictStep:
-    """Options of :func:`geoseg.predict` (see ``geoseg predict --help``)."""
+@dataclass(frozen=True, kw_only=True)
+class PredictStep(PredictOptions):
+    """``steps.predict``: the options of :func:`geoseg.predict` and whether to write the confidence raster."""
 
-    tile_size: int | None = None
-    overlap: int = 64
-    blend: str = "hann"
-    batch_size: int = 8
-    device: str = "auto"
-    #: Read the scene at the model's ground resolution and resample the result back.
-    resample: bool = False
     #: Also write ``confidence.tif`` (max probability x 255).
     confidence: bool = True
 
     def __post_init__(self) -> None:
-        if self.tile_size is not None and self.tile_size < 8:
-            raise ConfigError(f"steps.predict.tile_size must be >= 8, got {self.tile_size}")
-        if self.overlap < 0:
-            raise ConfigError(f"steps.predict.overlap must be >= 0, got {self.overlap}")
-        if self.blend not in _BLENDS:
-            raise ConfigError(f"steps.predict.blend {self.blend!r} is not one of {', '.join(_BLENDS)}")
-        if self.batch_size < 1:
-            raise ConfigError(f"steps.predict.batch_size must be >= 1, got {self.batch_size}")
-        if not _DEVICE.match(self.device):
-            raise ConfigError(f"steps.predict.device {self.device!r} is not auto, cpu, cuda or cuda:N")
+        check_settings(self, "steps.predict.")
+        check_device_name(self.device, "steps.predict.device")
 
     def output_options(self) -> dict[str, Any]:
-        """The options that change the output bytes (batch size does not)."""
-        return {"tile_size": self.tile_size, "overlap": self.overlap, "blend": self.blend, "device": self.device,
-                "resample": self.resample, "confidence": self.confidence}
+        """The options that change the output bytes (batch size and read threads do not)."""
+        return {**output_settings(self), "confidence": self.confidence}
 
 
-@dataclass(frozen=True)
-class VectorizeStep:
-    """Options of :func:`geoseg.vectorize`; one GeoPackage per class in ``classes`` (names or ids)."""
+@dataclass(frozen=True, kw_only=True)
+class VectorizeStep(VectorizeOptions):
+    """``steps.vectorize``: the options of :func:`geoseg.vectorize` and the classes to write, one GeoPackage each."""
 
+    #: Class names or ids from the model's class table.
     classes: tuple[str | int, ...] = ()
-    min_area: float = 4.0
-    simplify: float = 0.5
-    fill_holes: float = 1.0
-    regularize: bool = False
-    block_size: int = 4096
 
     def __post_init__(self) -> None:
         if not self.classes:
             raise ConfigError("steps.vectorize.classes must name at least one class (e.g. [building])")
-        for name in ("min_area", "simplify", "fill_holes"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"steps.vectorize.{name} must be >= 0, got {getattr(self, name)}")
         if self.block_size < 64:
             raise ConfigError(f"steps.vectorize.block_size must be >= 64, got {self.block_size}")
+        check_settings(self, "steps.vectorize.")
 
     def output_options(self) -> dict[str, Any]:
         """The options that change the output (the block size does not)."""
-        return {"classes": list(self.classes), "min_area": self.min_area, "simplify": self.simplify,
-                "fill_holes": self.fill_holes, "regularize": self.regularize}
+        return {"classes": list(self.classes), **output_settings(self)}
 
 
 @dataclass(frozen=True)
@@ -198,7 +176,9 @@ class BatchConfig:
         base = Path(base_dir if base_dir is not None else os.getcwd()).resolve()
         config = build(cls, data)
         inp = config.input
-        paths = {name: absolute(getattr(inp, name), base) for name in ("folder", "list", "stac") if getattr(inp, name)}
+        paths: dict[str, Any] = {
+            name: absolute(getattr(inp, name), base) for name in ("folder", "list", "stac") if getattr(inp, name)
+        }
         return replace(
             config,
             input=replace(inp, **paths),
@@ -215,17 +195,14 @@ def model_is_file(model: str) -> bool:
 
 def load_batch_config(path: str | os.PathLike[str]) -> BatchConfig:
     """Read a YAML batch config; relative paths are relative to the config file's folder."""
-    import yaml
+    from ..safety.files import read_text_capped
+    from ..safety.limits import MAX_CONFIG_BYTES
+    from ..safety.yaml_loader import load_yaml
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read batch config {str(path)!r}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+    # A regular file of at most 1 MiB, and YAML without alias bombs: a config is read before anything is checked.
+    text = read_text_capped(path, "batch config", MAX_CONFIG_BYTES, error=ConfigError)
+    data = load_yaml(text, repr(str(path)))
     if not isinstance(data, Mapping):
         raise ConfigError(f"{str(path)!r} must hold a mapping (input, model, steps, output), not {type(data).__name__}")
     try:

@@ -45,7 +45,7 @@ LOGS = "logs"
 MAX_NAME = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _SAFE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_RESERVED = {LOGS, "manifest.sqlite"}
+_RESERVED = {LOGS, "manifest.sqlite", "collection.json"}
 
 
 def short_hash(text: str, length: int = 8) -> str:

@@ -105,12 +105,30 @@ class SceneRow:
         )
 
 
+def check_manifest_path(path: Path) -> None:
+    """Refuse a manifest path that holds something else (an input scene, a pipe): SQLite would overwrite it or hang."""
+    from ..errors import ConfigError
+    from ..safety.files import regular_file
+
+    if not path.exists():
+        return
+    regular_file(path, "manifest", error=ConfigError)
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    if head and head != b"SQLite format 3\x00":
+        raise ConfigError(
+            f"manifest {str(path)!r} is not a geoseg manifest (an SQLite database); point the manifest key "
+            "at a new file"
+        )
+
+
 class Manifest:
     """Open (creating if needed) the manifest at ``path``; ``readonly=True`` never writes."""
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        check_manifest_path(self.path)
         if readonly:
             self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
         else:
@@ -229,7 +247,8 @@ class Manifest:
                    VALUES (?, ?, 'failed', ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(scene_id) DO UPDATE SET status = 'failed', key = COALESCE(excluded.key, key),
                        failure_kind = excluded.failure_kind, reason = excluded.reason,
-                       finished_at = excluded.finished_at, updated_at = excluded.updated_at, run_id = excluded.run_id""",
+                       finished_at = excluded.finished_at, updated_at = excluded.updated_at,
+                       run_id = excluded.run_id""",
                 (scene_id, source, key, kind, reason, now, now, run_id),
             )
 

@@ -20,6 +20,7 @@ import heapq
 import itertools
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -28,13 +29,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from ..atomic import check_folder_writable, output_errors
 from ..errors import ConfigError, GeoSegError
+from ..version import __version__
 from .config import BatchConfig, load_batch_config, model_is_file
 from .inputs import discover
 from .keys import file_sha256, fingerprint, scene_key
 from .layout import LOGS, assign_scene_ids, remove_stale_temporaries, scene_dir
-from .manifest import STATUSES, Manifest, OutputRecord, RunLock, SceneRow, read_manifest
+from .manifest import STATUSES, Manifest, OutputRecord, RunLock, SceneRow, check_manifest_path, read_manifest
+from .stac import write_collection
 from .tasks import SceneJob, SceneOutcome, classify_error, one_line, process_scene
 
 __all__ = ["BatchStatus", "BatchSummary", "FailedScene", "PlannedScene", "batch_status", "classify_error", "run_batch"]
@@ -121,6 +124,19 @@ def _model(config: BatchConfig) -> tuple[Path, Any, str]:
     return path, card, path.name if model_is_file(config.model) else config.model
 
 
+def _model_digest(path: Path, cache: Manifest | None) -> str:
+    """The model file's digest; for an smp ``save_pretrained`` folder, the digest of its config, card and weights."""
+    if not path.is_dir():
+        return fingerprint(path, mode="full", cache=cache).digest
+    import hashlib
+
+    from ..model.smp_folder import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
+
+    names = (CONFIG_FILE, CARD_FILE, WEIGHTS_FILE)
+    parts = [fingerprint(path / name, mode="full", cache=cache).digest for name in names]
+    return "folder:" + hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
 def _outputs_check(row: SceneRow, root: Path, refreshed: dict[str, OutputRecord]) -> str | None:
     """``None`` if every recorded output exists with its checksum (re-hashing only files whose stat changed)."""
     if not row.outputs:
@@ -161,7 +177,7 @@ def _reason(row: SceneRow | None, key: str, root: Path, retry_failed: bool,
 def _plan(config: BatchConfig, manifest: Manifest | None, *, retry_failed: bool) -> _Plan:
     root = config.output.resolve()
     model_path, _, model_label = _model(config)
-    model_digest = fingerprint(model_path, mode="full", cache=manifest).digest
+    model_digest = _model_digest(model_path, manifest)
     steps = config.output_options()
     steps_digest = config.steps_hash()
     sources = discover(config.input, exclude=root)
@@ -182,8 +198,8 @@ def _plan(config: BatchConfig, manifest: Manifest | None, *, retry_failed: bool)
             except OSError as exc:
                 error = (f"InputError: cannot read {source.path!r} ({exc.strerror or exc}); "
                          "check the file exists and is readable")
-        if error is not None:
-            plan.failed.append(FailedScene(scene_id, source.path, "permanent", error))
+        if error is not None or digest is None:
+            plan.failed.append(FailedScene(scene_id, source.path, "permanent", error or "no fingerprint"))
             continue
         parts = {"input": digest, "model": model_digest, "steps": steps_digest, "geoseg": __version__}
         key = scene_key(input_digest=digest, model_digest=model_digest, steps_digest=steps_digest, version=__version__)
@@ -235,45 +251,61 @@ def run_batch(
                             time.perf_counter() - started, cfg.manifest_path, dry_run=True)
 
     root = cfg.output
-    root.mkdir(parents=True, exist_ok=True)
-    with RunLock(cfg.manifest_path), _run_log(root) as log_path, Manifest(cfg.manifest_path) as manifest:
-        run_id = uuid.uuid4().hex
-        recovered = manifest.recover_interrupted()
-        removed = remove_stale_temporaries(root)
-        if recovered or removed:
-            log.info("recovered from an interrupted run: %d scene(s) back to pending, %d temporary file(s) removed",
-                     recovered, removed)
-        plan = _plan(cfg, manifest, retry_failed=retry_failed)
-        for failure in plan.failed:
-            manifest.set_failed(failure.scene_id, failure.source, kind=failure.kind, reason=failure.reason,
-                                run_id=run_id)
-            log.warning("%s failed: %s", failure.scene_id, failure.reason)
-        log.info("%d scene(s) in the archive: %d to process, %d up to date, %d failed before (skipped)",
-                 plan.total, len(plan.jobs), plan.up_to_date, len(plan.skipped_failed))
-        for job, _, _ in plan.jobs:
-            manifest.set_pending(job.scene_id, job.source, key=job.key, parts=job.key_parts)
-        manifest.start_run(run_id, planned=len(plan.jobs), log=str(log_path))
-        processed, failed, outcome = 0, list(plan.failed), "aborted"
-        try:
-            if plan.jobs:
-                processed, run_failed = _execute(cfg, plan, manifest, run_id, scheduler=scheduler, progress=progress)
-                failed += run_failed
-                # Attempts lost with a worker leave their temporary files; nothing of this run is in flight now.
-                removed = remove_stale_temporaries(root)
-                if removed:
-                    log.info("removed %d temporary file(s) of attempts lost with their worker", removed)
-            outcome = "finished"
-        finally:
-            manifest.release_running(run_id)
-            manifest.finish_run(run_id, outcome=outcome)
-        summary = BatchSummary(
-            plan.total, tuple(PlannedScene(j.scene_id, j.source, r) for j, r, _ in plan.jobs), processed,
-            plan.up_to_date, tuple(failed + plan.skipped_failed), time.perf_counter() - started,
-            cfg.manifest_path, log_path,
-        )
-        log.info("run finished in %.1f s: %d processed, %d failed, %d up to date",
-                 summary.seconds, processed, len(summary.failed), plan.up_to_date)
-        return summary
+    check_manifest_path(cfg.manifest_path)  # before its lock file is made beside it
+    check_folder_writable(root)
+    fresh = not root.exists()
+    with output_errors(root / "manifest.sqlite"):
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        with (
+            output_errors(cfg.manifest_path),
+            RunLock(cfg.manifest_path),
+            _run_log(root) as log_path,
+            Manifest(cfg.manifest_path) as manifest,
+        ):
+            run_id = uuid.uuid4().hex
+            recovered = manifest.recover_interrupted()
+            removed = remove_stale_temporaries(root)
+            if recovered or removed:
+                log.info("recovered from an interrupted run: %d scene(s) back to pending, "
+                         "%d temporary file(s) removed", recovered, removed)
+            plan = _plan(cfg, manifest, retry_failed=retry_failed)
+            for failure in plan.failed:
+                manifest.set_failed(failure.scene_id, failure.source, kind=failure.kind, reason=failure.reason,
+                                    run_id=run_id)
+                log.warning("%s failed: %s", failure.scene_id, failure.reason)
+            log.info("%d scene(s) in the archive: %d to process, %d up to date, %d failed before (skipped)",
+                     plan.total, len(plan.jobs), plan.up_to_date, len(plan.skipped_failed))
+            for job, _, _ in plan.jobs:
+                manifest.set_pending(job.scene_id, job.source, key=job.key, parts=job.key_parts)
+            manifest.start_run(run_id, planned=len(plan.jobs), log=str(log_path))
+            processed, failed, outcome = 0, list(plan.failed), "aborted"
+            try:
+                if plan.jobs:
+                    processed, run_failed = _execute(cfg, plan, manifest, run_id, scheduler=scheduler,
+                                                     progress=progress)
+                    failed += run_failed
+                    # Attempts lost with a worker leave their temporary files; nothing of this run is in flight now.
+                    removed = remove_stale_temporaries(root)
+                    if removed:
+                        log.info("removed %d temporary file(s) of attempts lost with their worker", removed)
+                outcome = "finished"
+                _write_collection(root, manifest)
+            finally:
+                manifest.release_running(run_id)
+                manifest.finish_run(run_id, outcome=outcome)
+            summary = BatchSummary(
+                plan.total, tuple(PlannedScene(j.scene_id, j.source, r) for j, r, _ in plan.jobs), processed,
+                plan.up_to_date, tuple(failed + plan.skipped_failed), time.perf_counter() - started,
+                cfg.manifest_path, log_path,
+            )
+            log.info("run finished in %.1f s: %d processed, %d failed, %d up to date",
+                     summary.seconds, processed, len(summary.failed), plan.up_to_date)
+            return summary
+    except ConfigError:
+        if fresh:  # found while planning (an unreadable list or catalog): leave no output root behind
+            shutil.rmtree(root, ignore_errors=True)
+        raise
 
 
 def _execute(cfg: BatchConfig, plan: _Plan, manifest: Manifest, run_id: str, *, scheduler: str | None,
@@ -335,7 +367,8 @@ class _Queue:
         self.retry_at: list[tuple[float, int, SceneJob]] = []
         self.tries: collections.Counter[str] = collections.Counter()
         self.order = itertools.count()
-        self.done, self.failed, self.total = 0, [], len(plan.jobs)
+        self.failed: list[FailedScene] = []
+        self.done, self.total = 0, len(plan.jobs)
 
     def __bool__(self) -> bool:
         return bool(self.waiting or self.retry_at)
@@ -385,6 +418,12 @@ def _remove_replaced(root: Path, old: Mapping[str, OutputRecord], new: Mapping[s
         if rec.path not in keep and path.is_relative_to(root) and path.is_file():
             log.info("removing %s (no longer an output)", path)
             path.unlink()
+
+
+def _write_collection(root: Path, manifest: Manifest) -> None:
+    """The archive's STAC collection, linking the item of every finished scene."""
+    items = [root / r.outputs["item"].path for r in manifest.scenes() if r.status == "done" and "item" in r.outputs]
+    write_collection(root, [p for p in items if p.is_file()])
 
 
 @contextlib.contextmanager

@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import atomic_path, temporary_sibling
+from ..classes import part_sidecar_path
 from ..errors import GeoSegError
 from ..io import rasters as _rasters  # noqa: F401  (imports rasterio once, before tasks run in worker threads)
+from ..prediction.style import move_sidecars, qml_path
 from .keys import file_sha256
 from .layout import CONFIDENCE, ITEM, LANDCOVER, vector_name
 from .manifest import OutputRecord
-from .stac import COG_TYPE, GPKG_TYPE, Asset, item_bytes, scene_item, stac_datetime
+from .stac import COG_TYPE, GPKG_TYPE, QML_TYPE, Asset, collection_id_for, item_bytes, scene_item, stac_datetime
 
 __all__ = ["SceneJob", "SceneOutcome", "classify_error", "one_line", "process_scene"]
 
@@ -80,6 +82,7 @@ def process_scene(job: SceneJob, client: Any = None) -> SceneOutcome:
     still reach the client as Dask errors.
     """
     started = time.perf_counter()
+    before = _snapshot(Path(job.out_dir))
     try:
         if client is not None:
             return _process(job, client)
@@ -87,9 +90,39 @@ def process_scene(job: SceneJob, client: Any = None) -> SceneOutcome:
 
         with worker_client() as own:
             return _process(job, own)
-    except Exception as exc:
+    except BaseException as exc:
+        _undo(Path(job.out_dir), before)  # a failed scene leaves nothing of this attempt under the output root
+        if not isinstance(exc, Exception):
+            raise
         log.debug("%s failed", job.scene_id, exc_info=True)
         return SceneOutcome({}, {"total": time.perf_counter() - started}, error=(classify_error(exc), one_line(exc)))
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int, int]] | None:
+    """``{name: (inode, size, mtime)}`` of the files in ``folder``; ``None`` if it does not exist."""
+    if not folder.is_dir():
+        return None
+    out = {}
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            out[path.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return out
+
+
+def _undo(folder: Path, before: dict[str, tuple[int, int, int]] | None) -> None:
+    """Remove what appeared or changed in ``folder`` since ``before``, and the folder if this attempt made it."""
+    if not folder.is_dir():
+        return
+    known = before or {}
+    for path in folder.iterdir():
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            if path.is_file() and known.get(path.name) != (st.st_ino, st.st_size, st.st_mtime_ns):
+                path.unlink()
+    if before is None:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def classify_error(exc: BaseException) -> str:
@@ -129,21 +162,31 @@ def _process(job: SceneJob, client: Any) -> SceneOutcome:
 
     landcover = out_dir / LANDCOVER
     confidence = out_dir / CONFIDENCE if job.predict.get("confidence", True) else None
-    staged = [temporary_sibling(landcover)] + ([temporary_sibling(confidence)] if confidence else [])
+    # A model with part classes also writes landcover.parts.tif, which vectorize splits touching buildings with.
+    parts = part_sidecar_path(landcover) if card.parts else None
+    finals = [landcover] + ([confidence] if confidence else []) + ([parts] if parts else [])
+    staged = [temporary_sibling(p) for p in finals]
     try:
         options = {k: v for k, v in job.predict.items() if k != "confidence"}
-        predict(job.source, job.model, staged[0], confidence=staged[1] if confidence else None, client=client,
-                **options)
-        for tmp, final in zip(staged, [landcover, confidence]):
+        predict(job.source, job.model, staged[0], confidence=staged[1] if confidence else None,
+                parts=staged[-1] if parts else False, client=client, **options)
+        for tmp, final in zip(staged, finals, strict=True):
             _check_raster(tmp, info)
+            move_sidecars(tmp, final)  # the style first: a raster under its final name has its style
             os.replace(tmp, final)
     finally:
-        _remove(staged)
+        _remove(staged + [qml_path(p) for p in staged])
     timings["predict"] = time.perf_counter() - started
     assets["landcover"] = (landcover, _asset(landcover, COG_TYPE, "Land-cover class ids", ("data",)))
+    if qml_path(landcover).is_file():
+        style = qml_path(landcover)
+        assets["landcover_style"] = (style, _asset(style, QML_TYPE, f"QGIS layer style of {LANDCOVER}", ("metadata",)))
     if confidence:
         title = "Confidence: max class probability x 255"
         assets["confidence"] = (confidence, _asset(confidence, COG_TYPE, title, ("data",)))
+    if parts:
+        title = "Building parts (body, border, contact) for splitting touching buildings"
+        assets["parts"] = (parts, _asset(parts, COG_TYPE, title, ("data",)))
 
     if job.vectorize is not None:
         t0 = time.perf_counter()
@@ -156,7 +199,7 @@ def _process(job: SceneJob, client: Any) -> SceneOutcome:
     item = scene_item(
         scene_id=job.scene_id, crs_wkt=info.crs_wkt, transform=info.transform, width=info.width, height=info.height,
         when=when, assets={k: a for k, (_, a) in assets.items()}, derived_from=job.derived_from,
-        classes=card.classes,
+        classes=card.display_classes, folder=out_dir, collection_id=collection_id_for(root),
         properties={
             "geoseg:version": job.key_parts["geoseg"], "geoseg:key": job.key, "geoseg:model": job.model_label,
             "geoseg:model_sha256": job.key_parts["model"], "geoseg:input_digest": job.key_parts["input"],

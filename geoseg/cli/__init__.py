@@ -10,8 +10,8 @@ import importlib
 
 import click
 
-from .. import __version__
-from .options import configure_logging
+from ..version import __version__
+from .options import accept_verbosity, configure_logging, verbosity_options
 
 _COMMANDS = {
     "predict": "geoseg.cli.predict",
@@ -24,7 +24,10 @@ _COMMANDS = {
 
 
 class LazyGroup(click.Group):
-    """Imports a subcommand's module only when that subcommand runs or shows help."""
+    """Imports a subcommand's module only when that subcommand runs or shows help.
+
+    Every subcommand also takes -v/-q after its name (``geoseg predict -q ...``).
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(_COMMANDS)
@@ -33,15 +36,14 @@ class LazyGroup(click.Group):
         module = _COMMANDS.get(name)
         if module is None:
             return None
-        return importlib.import_module(module).command
+        command: click.Command = importlib.import_module(module).command
+        return accept_verbosity(command)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, params=verbosity_options(), context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="geoseg")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bars.")
 @click.pass_context
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Land-cover maps and GIS-ready polygons from satellite and aerial GeoTIFFs."""
-    ctx.obj = {"quiet": quiet}
+    ctx.obj = {"quiet": quiet, "verbose": verbose}
     configure_logging(verbose, quiet)

@@ -35,5 +35,7 @@ def command(ctx: click.Context, out: Path, model: str | None, overwrite: bool) -
         click.echo(f"  land-cover COG:   {result.landcover}")
         click.echo(f"  confidence COG:   {result.confidence}")
         click.echo(f"  buildings:        {result.buildings}")
+        if result.vehicles is not None:
+            click.echo(f"  vehicles:         {result.vehicles}")
         click.echo(f"  report:           {result.report}")
         click.echo(f"  preview:          {result.preview}")

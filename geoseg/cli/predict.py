@@ -2,37 +2,59 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .options import overwrite_option, scheduler_option, show_progress, user_errors, workers_option
+from ..errors import ConfigError
+from ..prediction.options import PredictOptions
+from .options import overwrite_option, scheduler_option, show_progress, step_options, user_errors, workers_option
+
+
+def _options_are_usage_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """An option value :class:`PredictOptions` refuses (e.g. ``--device gpu``) is a usage error (exit 2)."""
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return run
 
 
 @click.command("predict")
-@click.argument("scene", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--model", "model", default=None, help="Model file (.safetensors) or shipped model name [default: buildings].")
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Output class-id COG.")
-@click.option("--confidence", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write max probability (0-255) as a COG.")
-@click.option("--tile-size", type=click.IntRange(min=8), default=None, help="Tile size in pixels [default: the model's].")
-@click.option("--overlap", type=click.IntRange(min=0), default=64, show_default=True, help="Overlap between tiles in pixels.")
-@click.option("--blend", type=click.Choice(["hann", "crop"]), default="hann", show_default=True, help="How overlapping tiles are combined.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Tiles per network call.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--resample", is_flag=True, help="Read the scene at the model's ground resolution and resample the result back.")
+@click.argument("scene", type=click.Path(dir_okay=False, path_type=str))  # str: an https:// URL stays whole
+@click.option("--model", "model", default=None,
+              help="Model file (.safetensors) or shipped model name [default: buildings].")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Output class-id COG.")
+@click.option("--confidence", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write max probability (0-255) as a COG.")
 @scheduler_option
 @workers_option
 @overwrite_option
 @click.pass_context
-def command(ctx: click.Context, scene: Path, model: str | None, out: Path, confidence: Path | None, tile_size: int | None,
-            overlap: int, blend: str, batch_size: int, device: str, resample: bool, scheduler: str | None, workers: int | None, overwrite: bool) -> None:
-    """Segment SCENE (a GeoTIFF) into a land-cover COG."""
+@_options_are_usage_errors
+@step_options(PredictOptions)
+def command(ctx: click.Context, scene: str, model: str | None, out: Path, confidence: Path | None,
+            options: PredictOptions, scheduler: str | None, workers: int | None, overwrite: bool) -> None:
+    """Segment SCENE (a GeoTIFF, or a COG's https:// URL, read by ranges) into a land-cover COG.
+
+    Runs in threads of this process, one model per device, unless --scheduler
+    or --workers ask for a Dask cluster.
+    """
     with user_errors():
         from ..prediction.api import predict
 
         result = predict(
-            scene, model, out, confidence=confidence, tile_size=tile_size, overlap=overlap, blend=blend,
-            batch_size=batch_size, device=device, resample=resample, scheduler=scheduler, workers=workers, overwrite=overwrite,
+            scene, model, out, confidence=confidence, tile_size=options.tile_size, overlap=options.overlap,
+            blend=options.blend, batch_size=options.batch_size, device=options.device, resample=options.resample,
+            read_threads=options.read_threads, scheduler=scheduler, workers=workers, overwrite=overwrite,
             progress=show_progress(ctx),
         )
         if show_progress(ctx):

@@ -16,11 +16,14 @@ from .options import overwrite_option, show_progress, user_errors
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set trainer.epochs=5 --set sampler.kind=uniform (repeatable).")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Model file to write (.safetensors); training_report.json is written beside it.")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run from <out stem>.run/last.ckpt.")
+              help="Model file to write (.safetensors); <name>.report.json is written beside it.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in <out stem>.run/ (interrupted, or finished: --set trainer.epochs=N trains on).")
 @overwrite_option
 @click.pass_context
-def command(ctx: click.Context, config: Path, overrides: tuple[str, ...], out: Path, resume: bool, overwrite: bool) -> None:
+def command(
+    ctx: click.Context, config: Path, overrides: tuple[str, ...], out: Path, resume: bool, overwrite: bool
+) -> None:
     """Train a segmentation model on GeoTIFF scenes and their labels.
 
     Paths in the config are relative to the config file's folder (or to its
@@ -31,7 +34,9 @@ def command(ctx: click.Context, config: Path, overrides: tuple[str, ...], out: P
 
         require_training_packages()
         _follow_cli_logging()
-        result = train(config, out, overrides=overrides, overwrite=overwrite, resume=resume, progress=show_progress(ctx))
+        result = train(
+            config, out, overrides=overrides, overwrite=overwrite, resume=resume, progress=show_progress(ctx)
+        )
         if show_progress(ctx):
             click.echo(
                 f"{result.model}: {result.epochs} epoch(s), best epoch {result.best_epoch} with validation mIoU "

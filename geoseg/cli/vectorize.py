@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .options import overwrite_option, scheduler_option, show_progress, user_errors, workers_option
+from ..vectorization.options import VectorizeOptions
+from .options import overwrite_option, scheduler_option, show_progress, step_options, user_errors, workers_option
 
 
 @click.command("vectorize")
@@ -17,30 +18,27 @@ from .options import overwrite_option, scheduler_option, show_progress, user_err
               help="Confidence raster (0-255) on the same grid, for conf_mean and conf_max.")
 @click.option("--classes", default=None, metavar="NAMES",
               help="Comma-separated class names or ids [default: every class but background].")
-@click.option("--min-area", type=click.FloatRange(min=0), default=4.0, show_default=True,
-              help="Drop objects smaller than this many square metres.")
-@click.option("--simplify", type=click.FloatRange(min=0), default=0.5, show_default=True,
-              help="Simplification tolerance in metres (0: none).")
-@click.option("--fill-holes", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Fill holes smaller than this many square metres.")
-@click.option("--regularize", is_flag=True, help="Square building outlines (right angles along their orientation).")
-@click.option("--block-size", type=click.IntRange(min=1), default=4096, show_default=True,
-              help="Block size in pixels (memory per task grows with its square).")
+@click.option("--parts", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Part sidecar of RASTER, for splitting touching buildings [default: <RASTER stem>.parts.tif].")
+@step_options(VectorizeOptions)
 @scheduler_option
 @workers_option
 @overwrite_option
 @click.pass_context
-def command(ctx: click.Context, raster: Path, out: Path, confidence: Path | None, classes: str | None, min_area: float,
-            simplify: float, fill_holes: float, regularize: bool, block_size: int, scheduler: str | None,
-            workers: int | None, overwrite: bool) -> None:
+def command(ctx: click.Context, raster: Path, out: Path, confidence: Path | None, classes: str | None,
+            parts: Path | None, options: VectorizeOptions, scheduler: str | None, workers: int | None,
+            overwrite: bool) -> None:
     """Vectorise the classes of RASTER (a geoseg class raster) into polygons."""
     with user_errors():
         from ..vectorization.api import vectorize
 
         result = vectorize(
-            raster, out, confidence=confidence, classes=classes, min_area=min_area, simplify=simplify,
-            fill_holes=fill_holes, regularize=regularize, block_size=block_size, scheduler=scheduler,
-            workers=workers, overwrite=overwrite, progress=show_progress(ctx),
+            raster, out, confidence=confidence, classes=classes, min_area=options.min_area,
+            simplify=options.simplify, fill_holes=options.fill_holes, regularize=options.regularize,
+            rectangles=options.rectangles,
+            block_size=options.block_size, split=options.split, min_seed_area=options.min_seed_area,
+            parts=parts, scheduler=scheduler, workers=workers, overwrite=overwrite,
+            progress=show_progress(ctx),
         )
         if show_progress(ctx):
             counts = ", ".join(f"{name}: {n}" for name, n in result.features.items())

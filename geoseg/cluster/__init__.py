@@ -1,4 +1,4 @@
-"""The client side of Dask: choosing a cluster and submitting work to it.
+"""The client side of Dask: one cluster chooser and one bounded submission helper.
 
 What runs on the workers lives in each stage's ``tasks`` module.
 """
@@ -6,5 +6,6 @@ What runs on the workers lives in each stage's ``tasks`` module.
 from __future__ import annotations
 
 from .client import ClusterSpec, dask_client, local_layout
+from .submit import TaskStream, bounded_map, default_limit
 
-__all__ = ["ClusterSpec", "dask_client", "local_layout"]
+__all__ = ["ClusterSpec", "TaskStream", "bounded_map", "dask_client", "default_limit", "local_layout"]

@@ -3,7 +3,8 @@
 One pass over the prediction's block windows reads each window of the
 prediction and of the truth (raster or polygons, on any grid or CRS, brought
 onto the prediction's grid), adds the window's confusion counts, and, for the
-classes given as predicted polygons, polygonises a raster truth.  Memory holds
+classes given as predicted polygons, polygonises a raster truth with
+vectorize's own tracing (:mod:`geoseg.evaluation.tracing`).  Memory holds
 one window, the 256 x 256 counts and the polygons.
 
 Figures (see :mod:`geoseg.pixel_metrics` for the conventions): confusion
@@ -21,20 +22,23 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from .. import __version__
-from ..classes import CLASSES_TAG, NODATA, ClassInfo, classes_from_json
-from ..errors import ConfigError, GeoSegError, InputError, LabelError, OutputExistsError
-from ..io.rasters import SceneInfo, check_input_path, inspect_scene, open_raster
+from ..atomic import check_folder_writable
+from ..classes import CLASSES_TAG, NODATA, ClassInfo
+from ..errors import ConfigError, InputError, LabelError, OutputExistsError
+from ..io.class_rasters import ClassRaster, inspect_class_raster, read_class_window
+from ..io.rasters import check_input_path, open_raster
 from ..metrics import class_metrics, confusion_counts, reduce_confusion, summary_metrics, unknown_values
 from ..tiling import PixelWindow
+from ..version import __version__
 from .matching import check_iou_threshold
+from .options import EvaluateOptions
 from .polygons import PredictedLayer, polygon_metrics, read_predicted_layers
+from .tracing import TracedTruth
 from .truth import RasterTruth, VectorTruth, open_truth
-from .windowed_shapes import WindowedShapes
 
 __all__ = ["SMALL_CLASS_SHARE", "evaluate"]
 
@@ -69,47 +73,19 @@ def _check_report_folder(out: str | os.PathLike[str], overwrite: bool) -> Path:
             f"report folder {str(folder)!r} is not empty; pass --overwrite (overwrite=True) to replace the report "
             f"files in it, or choose another --out"
         )
-    return folder
+    return check_folder_writable(folder)
 
 
 def _inspect_prediction(
     path: str | os.PathLike[str],
-) -> tuple[SceneInfo, tuple[ClassInfo, ...] | None, dict[int, tuple]]:
-    grid = inspect_scene(path)
-    if grid.count != 1 or grid.dtype != "uint8":
+) -> tuple[ClassRaster, tuple[ClassInfo, ...] | None, dict[int, tuple]]:
+    grid = inspect_class_raster(path, what="prediction")
+    if grid.dtype != "uint8":
         raise InputError(
-            f"prediction {str(path)!r} has {grid.count} band(s) of {grid.dtype}; give a class raster "
+            f"prediction {str(path)!r} holds {grid.dtype} values; give a class raster "
             f"written by geoseg predict (one uint8 band of class ids)"
         )
-    with open_raster(path) as ds:
-        tag = ds.tags().get(CLASSES_TAG)
-        try:
-            colormap = {k: tuple(v[:3]) for k, v in ds.colormap(1).items()}
-        except ValueError:
-            colormap = {}
-    classes = None
-    if tag:
-        try:
-            classes = classes_from_json(tag)
-        except (GeoSegError, ValueError) as exc:
-            raise InputError(f"prediction {str(path)!r}: its {CLASSES_TAG} class table is unreadable ({exc})") from None
-    return grid, classes, colormap
-
-
-def _read_prediction(ds: Any, window: PixelWindow) -> np.ndarray:
-    from rasterio.errors import RasterioError
-    from rasterio.windows import Window
-
-    try:
-        arr = ds.read(1, window=Window(window.col_off, window.row_off, window.width, window.height), masked=True)
-    except RasterioError as exc:
-        raise InputError(
-            f"prediction: reading rows {window.row_off}:{window.row_end}, cols {window.col_off}:{window.col_end} "
-            f"failed ({exc}); the file may be corrupt"
-        ) from None
-    out = np.ma.getdata(arr).copy()
-    out[np.ma.getmaskarray(arr)] = NODATA
-    return out
+    return grid, grid.scheme, dict(grid.colormap)
 
 
 def _stream(
@@ -118,10 +94,11 @@ def _stream(
     *,
     allowed_truth: set[int] | None,
     allowed_prediction: set[int] | None,
-    shapes: WindowedShapes | None,
     polygon_classes: list[PredictedLayer],
+    trace_classes: list[int],
+    grid: ClassRaster,
     progress: bool,
-) -> np.ndarray:
+) -> tuple[np.ndarray, TracedTruth | None]:
     """One pass over the prediction's block windows: 256 x 256 counts (and truth polygons, sampled points)."""
     from tqdm.auto import tqdm
 
@@ -130,8 +107,9 @@ def _stream(
         windows = [
             PixelWindow(int(w.row_off), int(w.col_off), int(w.height), int(w.width)) for _, w in ds.block_windows(1)
         ]
+        shapes = TracedTruth(trace_classes, grid, windows) if trace_classes else None
         for window in tqdm(windows, desc="evaluate", unit="window", disable=not progress):
-            pred = _read_prediction(ds, window)
+            pred = read_class_window(prediction, window, dataset=ds, dtype=np.uint8, what="prediction")
             tru = truth.read(window)
             window_counts = confusion_counts(tru, pred)
             where = f"in rows {window.row_off}:{window.row_end}, cols {window.col_off}:{window.col_end}"
@@ -152,7 +130,7 @@ def _stream(
                 shapes.add(window, tru)
             for pc in polygon_classes:
                 pc.sample(window, tru)
-    return counts
+    return counts, shapes
 
 
 def _fallback_classes(counts: np.ndarray, ignore_id: int | None, colormap: dict[int, tuple]) -> tuple[ClassInfo, ...]:
@@ -179,9 +157,9 @@ def evaluate(
     *,
     pred_vectors: str | os.PathLike[str] | None = None,
     image: str | os.PathLike[str] | None = None,
-    ignore_id: int | None = None,
-    iou_threshold: float = 0.5,
-    class_column: str = "class_id",
+    ignore_id: int | None = EvaluateOptions.ignore_id,
+    iou_threshold: float = EvaluateOptions.iou_threshold,
+    class_column: str = EvaluateOptions.class_column,
     overwrite: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -262,19 +240,21 @@ def _evaluate(
                         f"(ids {sorted(c.id for c in classes)}); pass --ignore-id if one marks unlabelled areas, "
                         f"or fix the labels"
                     )
-        shapes = None
+        trace_classes = []
         if isinstance(source, RasterTruth) and polygon_classes:
-            shapes = WindowedShapes(
-                [pc.cls.id for pc in polygon_classes], height=grid.height, width=grid.width, transform=grid.affine
+            trace_classes = [pc.cls.id for pc in polygon_classes]
+            notes.append(
+                "truth polygons were traced from the truth raster on the prediction grid as geoseg vectorize traces "
+                "predictions (4-connected, without filters)"
             )
-            notes.append("truth polygons were traced from the truth raster on the prediction grid (4-connected)")
-        counts = _stream(
+        counts, shapes = _stream(
             prediction,
             source,
             allowed_truth=allowed_truth,
             allowed_prediction=allowed_prediction,
-            shapes=shapes,
             polygon_classes=polygon_classes,
+            trace_classes=trace_classes,
+            grid=grid,
             progress=progress,
         )
         if classes is None:
@@ -302,7 +282,8 @@ def _evaluate(
             notes=notes,
         )
         if polygon_classes:
-            truth_polygons = source.polygons if isinstance(source, VectorTruth) else shapes.polygons
+            # A raster truth is traced for every polygon class, so ``shapes`` is set here.
+            truth_polygons = source.polygons if isinstance(source, VectorTruth) else cast(TracedTruth, shapes).polygons
             metrics["polygon_metrics"] = polygon_metrics(
                 polygon_classes, truth_polygons, ignore_id=ignore_id, threshold=threshold, notes=notes
             )

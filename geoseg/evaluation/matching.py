@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError
+from .options import EvaluateOptions
 
 __all__ = ["IOU_TOLERANCE", "MatchResult", "check_iou_threshold", "match_polygons"]
 
@@ -53,7 +54,9 @@ class MatchResult:
         return 2 * self.tp / den if den else None
 
 
-def match_polygons(truth: Sequence[object], prediction: Sequence[object], *, iou_threshold: float = 0.5) -> MatchResult:
+def match_polygons(
+    truth: Sequence[object], prediction: Sequence[object], *, iou_threshold: float = EvaluateOptions.iou_threshold
+) -> MatchResult:
     """Match ``prediction`` polygons to ``truth`` polygons one to one (both in the same CRS).
 
     Ties in IoU are broken by truth index, then prediction index, so the

@@ -43,7 +43,9 @@ class SeamReport:
         return (self.seam_disagreement * self.seam_pixels + self.other_disagreement * self.other_pixels) / max(total, 1)
 
 
-def seam_disagreement(prediction: np.ndarray, reference: np.ndarray, seams: np.ndarray, *, nodata: int = 255) -> SeamReport:
+def seam_disagreement(
+    prediction: np.ndarray, reference: np.ndarray, seams: np.ndarray, *, nodata: int = 255
+) -> SeamReport:
     """Share of valid pixels where ``prediction`` and ``reference`` differ, on seams and elsewhere."""
     if prediction.shape != reference.shape or prediction.shape != seams.shape:
         raise ValueError(f"shapes differ: {prediction.shape}, {reference.shape}, {seams.shape}")

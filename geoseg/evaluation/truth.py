@@ -4,10 +4,13 @@ Two sources give the same interface, :meth:`read` (a window of uint8 class
 ids, 255 where there is no truth) and :meth:`read_preview` (the whole extent
 at a coarser grid):
 
-- :class:`RasterTruth`, a GeoTIFF of class ids.  On the prediction's grid it
-  is read directly; on any other grid (CRS, transform or size) it is warped
-  onto the prediction's grid with nearest neighbour through a
+- :class:`RasterTruth`, a GeoTIFF of class ids, checked like every class
+  raster (:func:`geoseg.io.class_rasters.inspect_class_raster`).  On the
+  prediction's grid (:func:`geoseg.io.grid.same_grid`) it is read directly;
+  on any other grid (CRS, transform or size) it is warped onto the
+  prediction's grid with nearest neighbour through a
   ``rasterio.vrt.WarpedVRT``, which reads and warps only the requested window.
+  Either way windows go through :func:`geoseg.io.rasters.read_window`.
 - :class:`VectorTruth`, polygons with a class column (GeoPackage, GeoJSON ...)
   in any CRS, reprojected explicitly to the prediction's CRS and rasterised
   window by window (``rasterio.features.rasterize`` with the polygons an
@@ -27,41 +30,19 @@ import numpy as np
 
 from ..classes import NODATA
 from ..errors import InputError, LabelError
-from ..io.rasters import SceneInfo, check_input_path, open_raster
+from ..io.class_rasters import inspect_class_raster
+from ..io.grid import grid_bounds, overlaps_grid, rescaled_transform, same_grid
+from ..io.rasters import SceneInfo, check_input_path, open_raster, read_overview, read_window
 from ..io.vectors import crs_label, is_vector_path, list_polygon_layers, read_polygon_layer
 from ..tiling import PixelWindow
 
-__all__ = ["RasterTruth", "VectorTruth", "open_truth", "overlaps_grid", "preview_transform", "same_grid"]
+__all__ = ["RasterTruth", "VectorTruth", "open_truth"]
 
 
 def _window(window: PixelWindow):
     from rasterio.windows import Window
 
     return Window(window.col_off, window.row_off, window.width, window.height)
-
-
-def preview_transform(grid: SceneInfo, height: int, width: int):
-    """Affine transform of the whole prediction extent resampled to ``height`` x ``width`` pixels."""
-    from affine import Affine
-
-    return grid.affine * Affine.scale(grid.width / width, grid.height / height)
-
-
-def same_grid(ds: Any, grid: SceneInfo) -> bool:
-    """True if ``ds`` has the grid's CRS, size and (to a thousandth of a pixel) transform."""
-    if (ds.width, ds.height) != (grid.width, grid.height) or ds.crs is None or ds.crs != grid.crs:
-        return False
-    a, b = tuple(ds.transform)[:6], grid.transform
-    pixel = max(abs(b[0]), abs(b[4]))
-    return all(abs(x - y) <= 1e-3 * pixel for x, y in zip(a, b, strict=True))
-
-
-def overlaps_grid(bounds: tuple[float, float, float, float], grid: SceneInfo) -> bool:
-    from rasterio.transform import array_bounds
-
-    west, south, east, north = array_bounds(grid.height, grid.width, grid.affine)
-    left, bottom, right, top = bounds
-    return left < east and right > west and bottom < north and top > south
 
 
 def _to_class_ids(data: np.ndarray, mask: np.ndarray, *, strict: bool, where: str) -> np.ndarray:
@@ -97,20 +78,11 @@ class RasterTruth:
         self.notes: list[str] = []
         self.reprojected_from: str | None = None
         self.resampled = False
+        inspect_class_raster(path, what="truth")
         self._ds = open_raster(path)
         ds = self._ds
         try:
             name = str(path)
-            if ds.crs is None:
-                raise InputError(f"truth {name!r} has no CRS; assign one first (gdal_edit.py -a_srs EPSG:XXXX {name})")
-            if ds.count != 1:
-                raise InputError(
-                    f"truth {name!r} has {ds.count} bands; give a single band of class ids (gdal_translate -b 1)"
-                )
-            if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-                raise InputError(
-                    f"truth {name!r} holds {ds.dtypes[0]} values; class ids must be integers (gdal_translate -ot Byte)"
-                )
             if not overlaps_grid(transform_bounds(ds.crs, grid.crs, *ds.bounds, densify_pts=21), grid):
                 raise InputError(f"truth {name!r} does not overlap the prediction; check both cover the same area")
             self._nodata = ds.nodata if ds.nodata is not None else NODATA
@@ -140,35 +112,31 @@ class RasterTruth:
             raise
 
     def read(self, window: PixelWindow) -> np.ndarray:
-        from rasterio.errors import RasterioError
-
         where = f"in rows {window.row_off}:{window.row_end}, cols {window.col_off}:{window.col_end}"
-        try:
-            arr = self._reader.read(1, window=_window(window), masked=True)
-        except RasterioError as exc:
-            raise InputError(
-                f"truth {str(self.path)!r}: reading {where} failed ({exc}); the file may be corrupt"
-            ) from None
-        return _to_class_ids(np.ma.getdata(arr), np.ma.getmaskarray(arr), strict=True, where=where)
+        (data,), valid = read_window(self.path, window, dataset=self._reader, dtype=None, what="truth")
+        return _to_class_ids(data, ~valid, strict=True, where=where)
 
     def read_preview(self, height: int, width: int) -> np.ndarray:
         from rasterio.enums import Resampling
         from rasterio.vrt import WarpedVRT
 
         if not self.resampled:
-            arr = self._ds.read(1, out_shape=(height, width), resampling=Resampling.nearest, masked=True)
+            (data,), valid = read_overview(
+                self.path, height=height, width=width, resampling="nearest", dataset=self._ds, what="truth"
+            )
         else:
             with WarpedVRT(
                 self._ds,
                 crs=self.grid.crs,
-                transform=preview_transform(self.grid, height, width),
+                transform=rescaled_transform(self.grid, height, width),
                 width=width,
                 height=height,
                 resampling=Resampling.nearest,
                 nodata=self._nodata,
             ) as vrt:
-                arr = vrt.read(1, masked=True)
-        return _to_class_ids(np.ma.getdata(arr), np.ma.getmaskarray(arr), strict=False, where="")
+                whole = PixelWindow(0, 0, height, width)
+                (data,), valid = read_window(self.path, whole, dataset=vrt, dtype=None, what="truth")
+        return _to_class_ids(data, ~valid, strict=False, where="")
 
     def close(self) -> None:
         if self._reader is not self._ds:
@@ -188,7 +156,6 @@ class VectorTruth:
         import geopandas as gpd
         import pandas as pd
         import shapely
-        from rasterio.transform import array_bounds
 
         self.path = Path(path)
         self.grid = grid
@@ -213,7 +180,8 @@ class VectorTruth:
             if part.geometry.name != "geometry":
                 part = part.rename_geometry("geometry")
             frames.append(part)
-            sources.add(read.source_crs)
+            if read.source_crs is not None:
+                sources.add(read.source_crs)
             self.notes.extend(read.notes)
         frame = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=frames[0].crs)
         other = sorted(s for s in sources if s != crs_label(grid.crs))
@@ -233,7 +201,7 @@ class VectorTruth:
                 f"truth {name!r}: class ids {sorted(values[out_of_range].unique().tolist())[:10]} are outside "
                 f"0..254; fix the labels"
             )
-        west, south, east, north = array_bounds(grid.height, grid.width, grid.affine)
+        west, south, east, north = grid_bounds(grid)
         inside = frame.geometry.intersects(shapely.box(west, south, east, north))
         if not inside.any():
             if len(frame):
@@ -275,7 +243,7 @@ class VectorTruth:
 
     def read_preview(self, height: int, width: int) -> np.ndarray:
         return self._rasterize(
-            np.arange(len(self._geoms)), (height, width), preview_transform(self.grid, height, width)
+            np.arange(len(self._geoms)), (height, width), rescaled_transform(self.grid, height, width)
         )
 
     def polygons(self, class_id: int) -> list[Any]:

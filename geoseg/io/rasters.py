@@ -12,9 +12,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,11 +31,18 @@ import rasterio.vrt
 import rasterio.warp
 import rasterio.windows
 from affine import Affine
+from numpy.typing import DTypeLike
 
-from ..errors import InputError
+from ..errors import GeoSegError, InputError
+from ..safety.gdal import RASTER_OPEN_OPTIONS
+from ..safety.limits import check_geotiff_blocks, check_raster_budget
 from ..tiling import PixelWindow
+from .remote import REMOTE_OPEN_OPTIONS, gdal_path, is_remote, remote_url
 
-__all__ = ["SceneInfo", "Grid", "inspect_scene", "read_window", "open_raster", "open_on_grid", "check_input_path"]
+__all__ = [
+    "SceneInfo", "Grid", "inspect_scene", "read_window", "read_overview", "open_raster", "open_on_grid",
+    "check_input_path",
+]
 
 #: Drivers geoseg opens rasters with: a ".tif" that is really a VRT could read any local file.
 RASTER_DRIVER = "GTiff"
@@ -56,11 +64,42 @@ def check_input_path(path: str | os.PathLike[str], what: str = "input") -> Path:
 
 def open_raster(path: str | os.PathLike[str]):
     """Open a GeoTIFF read-only with the GTiff driver only; a clear error otherwise."""
+    if is_remote(path):  # an http(s) COG the user named, read by ranges
+        return _open_remote(path)
     p = check_input_path(path)
     try:
-        return rasterio.open(p, "r", driver=RASTER_DRIVER)
+        # No sidecar (.msk, .ovr, .aux.xml), nothing remote; an absolute path is never a GDAL connection string.
+        with rasterio.Env(**RASTER_OPEN_OPTIONS):
+            ds = rasterio.open(os.path.abspath(p), "r", driver=RASTER_DRIVER)
     except (rasterio.errors.RasterioIOError, TypeError) as exc:
-        raise InputError(f"{str(p)!r} is not a readable GeoTIFF ({str(exc).splitlines()[0]}); check the file is a complete GeoTIFF") from None
+        raise InputError(
+            f"{str(p)!r} is not a readable GeoTIFF ({str(exc).splitlines()[0]}); check the file is a complete GeoTIFF"
+        ) from None
+    try:  # size and block budgets, before any pixel is read
+        check_raster_budget(str(p), width=ds.width, height=ds.height, count=ds.count, dtype=ds.dtypes[0])
+        check_geotiff_blocks(p, str(p))
+    except BaseException:
+        ds.close()
+        raise
+    return ds
+
+
+def _open_remote(path: str | os.PathLike[str]):
+    url = remote_url(path)
+    try:
+        with rasterio.Env(**REMOTE_OPEN_OPTIONS):
+            ds = rasterio.open(gdal_path(url), "r", driver=RASTER_DRIVER)
+    except (rasterio.errors.RasterioIOError, TypeError) as exc:
+        raise InputError(
+            f"{url!r} cannot be read as a GeoTIFF over HTTP ({str(exc).splitlines()[0]}); check the URL answers "
+            "range requests with a complete (Cloud-Optimized) GeoTIFF"
+        ) from None
+    try:
+        check_raster_budget(url, width=ds.width, height=ds.height, count=ds.count, dtype=ds.dtypes[0])
+    except BaseException:
+        ds.close()
+        raise
+    return ds
 
 
 @dataclass(frozen=True)
@@ -122,12 +161,14 @@ def inspect_scene(path: str | os.PathLike[str]) -> SceneInfo:
         if t.e > 0:
             raise InputError(f"{name!r} is south-up (pixel height {t.e} > 0); warp it to north-up first (gdalwarp)")
         if ds.width * ds.height > MAX_PIXELS:
-            raise InputError(f"{name!r} declares {ds.width}x{ds.height} pixels, more than geoseg accepts ({MAX_PIXELS})")
+            raise InputError(
+                f"{name!r} declares {ds.width}x{ds.height} pixels, more than geoseg accepts ({MAX_PIXELS})"
+            )
         if len(set(ds.dtypes)) != 1:
             raise InputError(f"{name!r} mixes band dtypes {ds.dtypes}; convert it to one dtype first")
         data_bands = tuple(i + 1 for i, ci in enumerate(ds.colorinterp) if ci != rasterio.enums.ColorInterp.alpha)
         return SceneInfo(
-            path=str(Path(path).resolve()),
+            path=remote_url(path) if is_remote(path) else str(Path(path).resolve()),
             width=ds.width,
             height=ds.height,
             count=ds.count,
@@ -169,41 +210,104 @@ def open_on_grid(path: str | os.PathLike[str], grid: Grid | None = None, *, resa
             yield vrt
 
 
+def _failure_text(exc: BaseException) -> str:
+    """First line of a GDAL error, kept as text: GDAL's exceptions do not survive pickling back to a Dask client."""
+    text = str(exc.__cause__ or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def read_window(
-    path: str,
+    path: str | os.PathLike[str],
     window: PixelWindow,
-    bands: tuple[int, ...],
+    bands: Sequence[int] = (1,),
     *,
     use_mask: bool = True,
-    dataset=None,
+    dataset: Any = None,
+    dtype: DTypeLike | None = np.float32,
+    what: str | None = None,
+    error: type[GeoSegError] = InputError,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``bands`` of ``window`` as float32 ``(bands, h, w)`` and a bool validity mask ``(h, w)``.
+    """Read ``bands`` of ``window`` as ``(bands, h, w)`` and a bool validity mask ``(h, w)``: the one window reader.
 
-    The window may reach outside the scene: those pixels are zero and invalid.
-    Opens ``path`` itself unless an open ``dataset`` is given (only within one task).
+    Valid means inside the raster, valid in the dataset mask (GDAL RFC 15:
+    alpha band, internal mask, or nodata in all bands; skipped without
+    ``use_mask``) and, for floating-point data, finite in every band.  The
+    window may reach outside the raster: those pixels are zero and invalid;
+    non-finite values read as zero.  ``dtype`` None keeps the file's type.
+    Opens ``path`` itself unless an open ``dataset`` is given (only within one
+    task; a :class:`rasterio.vrt.WarpedVRT` will do).  A failed read raises
+    ``error`` naming the file (``what`` prefixes the name) and the rows and columns.
     """
     if dataset is None:
         with open_raster(path) as ds:
-            return read_window(path, window, bands, use_mask=use_mask, dataset=ds)
+            return read_window(path, window, bands, use_mask=use_mask, dataset=ds, dtype=dtype, what=what, error=error)
     ds = dataset
-    out = np.zeros((len(bands), window.height, window.width), dtype=np.float32)
-    valid = np.zeros((window.height, window.width), dtype=bool)
     r0, c0 = max(window.row_off, 0), max(window.col_off, 0)
     r1, c1 = min(window.row_off + window.height, ds.height), min(window.col_off + window.width, ds.width)
+    out_dtype = np.dtype(ds.dtypes[bands[0] - 1] if dtype is None else dtype)
+    out = np.zeros((len(bands), window.height, window.width), dtype=out_dtype)
+    valid = np.zeros((window.height, window.width), dtype=bool)
     if r1 <= r0 or c1 <= c0:
         return out, valid
     win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
     dr, dc = r0 - window.row_off, c0 - window.col_off
+    failure = None
     try:
         data = ds.read(list(bands), window=win)
-        # The dataset mask follows GDAL RFC 15: alpha band, internal mask, or nodata in all bands.
         mask = ds.dataset_mask(window=win) > 0 if use_mask else np.ones(data.shape[1:], bool)
-    except Exception as exc:
-        raise InputError(f"{path!r}: reading window rows {r0}:{r1}, cols {c0}:{c1} failed ({exc}); the file may be corrupt") from None
+    except Exception as exc:  # noqa: BLE001 - GDAL raises several error types for corrupt data
+        failure = _failure_text(exc)
+    if failure is not None:  # raised outside the handler, so no GDAL exception rides along as its context
+        name = f"{what} {str(path)!r}" if what else repr(str(path))
+        raise error(
+            f"{name}: reading rows {r0}:{r1}, cols {c0}:{c1} failed ({failure}); the file may be corrupt or truncated"
+        )
     sub = out[:, dr : dr + data.shape[1], dc : dc + data.shape[2]]
     sub[...] = data
     if np.issubdtype(data.dtype, np.floating):
         mask &= np.isfinite(data).all(axis=0)
-        np.nan_to_num(sub, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        if np.issubdtype(out_dtype, np.floating):
+            np.nan_to_num(sub, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     valid[dr : dr + data.shape[1], dc : dc + data.shape[2]] = mask
     return out, valid
+
+
+def read_overview(
+    path: str | os.PathLike[str],
+    bands: Sequence[int] = (1,),
+    *,
+    height: int,
+    width: int,
+    resampling: str = "nearest",
+    dataset: Any = None,
+    what: str | None = None,
+    error: type[GeoSegError] = InputError,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The whole raster read decimated to ``height`` x ``width``: ``(bands, h, w)`` in its dtype, and validity.
+
+    Validity is the dataset mask (as in :func:`read_window`) decimated with
+    nearest neighbour, and finite values for floating-point data (non-finite
+    values read as zero).  ``resampling`` names the data's resampling
+    (``nearest`` for class ids, ``average`` for images).
+    """
+    if dataset is None:
+        with open_raster(path) as ds:
+            return read_overview(
+                path, bands, height=height, width=width, resampling=resampling, dataset=ds, what=what, error=error
+            )
+    ds = dataset
+    failure = None
+    try:
+        data = ds.read(
+            list(bands), out_shape=(len(bands), height, width), resampling=rasterio.enums.Resampling[resampling]
+        )
+        valid = ds.dataset_mask(out_shape=(height, width), resampling=rasterio.enums.Resampling.nearest) > 0
+    except Exception as exc:  # noqa: BLE001 - GDAL raises several error types for corrupt data
+        failure = _failure_text(exc)
+    if failure is not None:
+        name = f"{what} {str(path)!r}" if what else repr(str(path))
+        raise error(f"{name}: reading an overview failed ({failure}); the file may be corrupt or truncated")
+    if np.issubdtype(data.dtype, np.floating):
+        valid &= np.isfinite(data).all(axis=0)
+        np.nan_to_num(data, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    return data, valid

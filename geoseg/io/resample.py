@@ -20,7 +20,9 @@ __all__ = ["resampled_copy"]
 log = logging.getLogger(__name__)
 
 
-def resampled_copy(info: SceneInfo, resolution_m: float, cache_dir: str | os.PathLike[str], *, categorical: bool = False) -> Path:
+def resampled_copy(
+    info: SceneInfo, resolution_m: float, cache_dir: str | os.PathLike[str], *, categorical: bool = False
+) -> Path:
     """A GeoTIFF of ``info``'s scene at ``resolution_m`` metres per pixel, in ``cache_dir``."""
     import rasterio
     from rasterio.windows import Window
@@ -28,12 +30,16 @@ def resampled_copy(info: SceneInfo, resolution_m: float, cache_dir: str | os.Pat
     if info.resolution_m is None:
         raise ValueError(f"{info.path!r}: ground resolution unknown, cannot resample to {resolution_m} m")
     stat = os.stat(info.path)
-    key = hashlib.sha256(f"{info.path}|{stat.st_size}|{stat.st_mtime_ns}|{resolution_m}|{categorical}".encode()).hexdigest()[:16]
+    fingerprint = f"{info.path}|{stat.st_size}|{stat.st_mtime_ns}|{resolution_m}|{categorical}"
+    key = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
     out = Path(cache_dir) / f"{Path(info.path).stem}.{resolution_m:g}m.{key}.tif"
     if out.exists():
         return out
     grid = Grid.rescaled(info, resolution_m / info.resolution_m)
-    log.info("resampling %s from %.3g m to %.3g m (%dx%d px)", info.path, info.resolution_m, resolution_m, grid.width, grid.height)
+    log.info(
+        "resampling %s from %.3g m to %.3g m (%dx%d px)",
+        info.path, info.resolution_m, resolution_m, grid.width, grid.height,
+    )
     resampling = "nearest" if categorical else "average"
     with open_on_grid(info.path, grid, resampling=resampling) as src:
         profile = {

@@ -47,7 +47,9 @@ def create_network(card: ModelCard) -> nn.Module:
             **dict(card.arch_params),
         )
     except (TypeError, ValueError, KeyError) as exc:
-        raise ModelError(f"cannot build {arch} with encoder {card.encoder!r} and {dict(card.arch_params)}: {exc}") from None
+        raise ModelError(
+            f"cannot build {arch} with encoder {card.encoder!r} and {dict(card.arch_params)}: {exc}"
+        ) from None
 
 
 @dataclass
@@ -73,7 +75,9 @@ class Model:
         return save_model(self, path, overwrite=overwrite, weights_dtype=weights_dtype)
 
 
-def save_model(model: Model, path: str | os.PathLike[str], *, overwrite: bool = False, weights_dtype: str = "float32") -> Path:
+def save_model(
+    model: Model, path: str | os.PathLike[str], *, overwrite: bool = False, weights_dtype: str = "float32"
+) -> Path:
     """Write ``model`` as safetensors with its card in the header, atomically.
 
     ``weights_dtype="float16"`` stores floating-point weights at half size;
@@ -105,12 +109,25 @@ def load_model(model: str | os.PathLike[str] | None = None, *, network: nn.Modul
     from safetensors.torch import load_file
 
     path = resolve_model_path(model)
+    if path.is_dir():  # a segmentation-models-pytorch save_pretrained folder
+        from .smp_folder import load_folder_model
+
+        return load_folder_model(path, network=network)
     card = read_card(path)
     try:
         state = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error types
         raise ModelError(f"cannot read weights from {str(path)!r}: {exc}") from None
     net = network if network is not None else create_network(card)
+    expected = net.state_dict()
+    wrong = [k for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    if wrong:
+        k = wrong[0]
+        raise ModelError(
+            f"weights in {str(path)!r} do not fit the {card.architecture} network its card describes: "
+            f"{len(wrong)} tensors have other shapes (first: {k} {tuple(state[k].shape)} in the file, "
+            f"{tuple(expected[k].shape)} in the network); save the model again with geoseg.save_model"
+        )
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelError(

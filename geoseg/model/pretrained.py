@@ -140,7 +140,7 @@ def _map_in_order(source: dict[str, Tensor], target: dict[str, Tensor], what: st
     if len(source) != len(target):
         raise ModelError(f"{what}: the weight file has {len(source)} tensors but the model has {len(target)}")
     mapped = {}
-    for i, ((skey, s), (tkey, t)) in enumerate(zip(source.items(), target.items())):
+    for i, ((skey, s), (tkey, t)) in enumerate(zip(source.items(), target.items(), strict=True)):
         if s.shape != t.shape or skey.rsplit(".", 1)[-1] != tkey.rsplit(".", 1)[-1]:
             raise ModelError(
                 f"{what}: tensor {i} does not line up: file {skey} {tuple(s.shape)} vs model {tkey} {tuple(t.shape)}"

@@ -1,37 +1,50 @@
-"""``geoseg.predict``: a scene through a model, tile by tile on Dask, into a land-cover COG.
+"""``geoseg.predict``: a scene through a model, tile by tile, into a land-cover COG.
 
-The client process plans the tile grid, keeps a bounded number of batches in
-flight on the workers (which read, normalise and run the network), stitches
-the returned tiles band by band and writes finished rows straight to disk.
-Reading, inference and writing overlap: while the workers compute, the client
-stitches and writes what has come back.
+The tile grid is cut into blocks of tiles (:mod:`.plan`).  Each block is read,
+normalised, predicted, weighted and accumulated on one device
+(:class:`~.device.Predictor`), which hands back only finished uint8 pixels and
+int32 sums over the seams it shares with neighbouring blocks.  Blocks run on
+threads of this process, one model per device (:mod:`.local`), or on a Dask
+cluster, one model per worker (:mod:`.on_dask`).  This process writes what
+comes back and turns it into COGs.
 """
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import logging
 import os
 import time
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..atomic import check_writable, temporary_sibling
-from ..classes import CLASSES_TAG, NODATA, classes_to_json
+from ..atomic import check_free_space, check_writable, output_errors, temporary_sibling
+from ..classes import NODATA
 from ..cluster import ClusterSpec, dask_client
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from ..io.rasters import Grid, SceneInfo, inspect_scene
 from ..model.card import ModelCard
-from ..tiling import Tile, tile_grid
-from .blend import BLEND_MODES
-from .stitch import BandStitcher, FinishedBand, quantisation_scale
+from ..safety.files import same_file
+from ..safety.limits import check_raster_budget, check_resample_factor, check_tile_budget
+from ..tiling import tile_count, tile_grid
+from .job import Piece, PredictJob
+from .options import PredictOptions
+from .parts import display_lut, display_tags, sidecar_for, sidecar_meta
+from .plan import StitchPlan, block_side, plan_blocks
+from .stitch import quantisation_scale
+from .style import class_style, confidence_style
 from .write import GDAL_CACHE_BYTES, CogWriter, StagingRaster, class_colormap, resample_into
 
-__all__ = ["predict", "PredictResult", "check_scene_fits_card", "ResolutionWarning"]
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from ..model.network import Model
+
+__all__ = ["PredictResult", "ResolutionWarning", "check_scene_fits_card", "predict"]
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +53,13 @@ class ResolutionWarning(UserWarning):
     """The scene's ground resolution is far from what the model was trained for."""
 
 
+_DEFAULTS = PredictOptions()
+
+
 @dataclass(frozen=True)
 class PredictResult:
+    """What :func:`predict` wrote, and how fast."""
+
     output: Path
     confidence: Path | None
     tiles: int
@@ -66,7 +84,8 @@ def check_scene_fits_card(info: SceneInfo, card: ModelCard) -> None:
     if info.dtype != card.dtype:
         raise InputError(
             f"{info.path!r} is {info.dtype} but the model expects {card.dtype}; "
-            f"convert it first (gdal_translate -ot {card.dtype.capitalize()} -scale ...) or use a model trained on {info.dtype}"
+            f"convert it first (gdal_translate -ot {card.dtype.capitalize()} -scale ...) "
+            f"or use a model trained on {info.dtype}"
         )
 
 
@@ -89,12 +108,18 @@ def _model_grid(info: SceneInfo, card: ModelCard) -> Grid | None:
         raise InputError("--resample needs the model card's ground resolution, and this model's card has none")
     if info.resolution_m is None:
         raise InputError(f"{info.path!r}: cannot tell its ground resolution in metres, so it cannot be resampled")
+    check_resample_factor(info.path, scene_m=info.resolution_m, model_m=card.resolution)
     factor = card.resolution / info.resolution_m
     if abs(factor - 1) <= 0.1:
-        log.info("scene resolution %.3g m matches the model's %.3g m; not resampling", info.resolution_m, card.resolution)
+        log.info(
+            "scene resolution %.3g m matches the model's %.3g m; not resampling", info.resolution_m, card.resolution
+        )
         return None
     log.info("resampling %.3g m -> %.3g m (factor %.3g) for the model", info.resolution_m, card.resolution, factor)
-    return Grid.rescaled(info, factor)
+    grid = Grid.rescaled(info, factor)
+    check_raster_budget(f"{info.path} at {card.resolution:g} m", width=grid.width, height=grid.height,
+                        count=len(info.data_bands), dtype=info.dtype)
+    return grid
 
 
 def _is_model_object(model: Any) -> bool:
@@ -102,50 +127,71 @@ def _is_model_object(model: Any) -> bool:
     return type(model).__name__ == "Model" and hasattr(model, "network") and hasattr(model, "card")
 
 
-def _batches(tiles: Sequence[Tile], size: int) -> Iterator[list[Tile]]:
-    for i in range(0, len(tiles), size):
-        yield list(tiles[i : i + size])
-
-
 def predict(
     scene: str | os.PathLike[str],
-    model: Any = None,
+    model: Model | str | os.PathLike[str] | None = None,
     out: str | os.PathLike[str] = "landcover.tif",
     *,
     confidence: str | os.PathLike[str] | None = None,
-    tile_size: int | None = None,
-    overlap: int = 64,
-    blend: str = "hann",
-    batch_size: int = 8,
-    device: str = "auto",
+    parts: str | os.PathLike[str] | bool = True,
+    tile_size: int | None = _DEFAULTS.tile_size,
+    overlap: int = _DEFAULTS.overlap,
+    blend: str = _DEFAULTS.blend,
+    batch_size: int = _DEFAULTS.batch_size,
+    device: str = _DEFAULTS.device,
+    resample: bool = _DEFAULTS.resample,
+    read_threads: int | None = _DEFAULTS.read_threads,
     scheduler: str | None = None,
     workers: int | None = None,
-    client: Any = None,
-    resample: bool = False,
+    client: Client | None = None,
     overwrite: bool = False,
     progress: bool = False,
 ) -> PredictResult:
     """Segment ``scene`` with ``model`` and write class ids (and optionally confidence) as COGs.
 
     ``model`` is a :class:`geoseg.Model`, a model file path, a shipped model's
-    short name, or ``None`` for the default shipped model.  Runs on ``client``
-    if given, else on the Dask cluster at ``scheduler``, else on a local
-    cluster of ``workers`` processes bound to 127.0.0.1.  With ``resample``,
-    the scene is read at the model's ground resolution and the result is
-    resampled back onto the scene's grid.
+    short name, or ``None`` for the default shipped model.  Runs in threads of
+    this process, one model per device, unless given a Dask ``client``, the
+    ``scheduler`` address of a Dask cluster, or a number of local Dask
+    ``workers`` (processes).  The options are those of :class:`PredictOptions`.
+
+    A model with part classes (building body, border, contact) writes them to
+    the sidecar ``parts`` (default: ``<out stem>.parts.tif``; False: none),
+    for ``geoseg vectorize`` to split touching buildings; ``out`` shows the
+    parts folded into their class (see :mod:`geoseg.prediction.parts`).
     """
+    options = PredictOptions(
+        tile_size=tile_size, overlap=overlap, blend=blend, batch_size=batch_size, device=device, resample=resample,
+        read_threads=read_threads,
+    )
+    on_dask = client is not None or scheduler is not None or workers is not None
+    return _predict(scene, model, out, options, confidence=confidence, parts=parts,
+                    cluster=ClusterSpec(scheduler, workers),
+                    client=client, on_dask=on_dask, overwrite=overwrite, progress=progress)
+
+
+def _predict(
+    scene: str | os.PathLike[str],
+    model: Any,
+    out: str | os.PathLike[str],
+    options: PredictOptions,
+    *,
+    confidence: str | os.PathLike[str] | None,
+    cluster: ClusterSpec,
+    parts: str | os.PathLike[str] | bool = True,
+    client: Client | None,
+    on_dask: bool,
+    overwrite: bool,
+    progress: bool,
+) -> PredictResult:
     from ..model.file import read_card, resolve_model_path
 
     started = time.perf_counter()
-    if blend not in BLEND_MODES:
-        raise InputError(f"blend {blend!r} is not one of {', '.join(BLEND_MODES)}")
-    if batch_size < 1:
-        raise InputError(f"batch size must be >= 1, got {batch_size}")
-    out = check_writable(out, overwrite=overwrite)
+    out = check_writable(out, overwrite=overwrite, inputs=[scene])
     if confidence is not None:
-        confidence = check_writable(confidence, overwrite=overwrite)
-        if Path(confidence).resolve() == out.resolve():
-            raise InputError("--confidence must name a different file than --out")
+        confidence = check_writable(confidence, overwrite=overwrite, inputs=[scene])
+        if same_file(confidence, out):
+            raise UsageError("--confidence must name a different file than --out")
 
     if _is_model_object(model):
         card, source = model.card, model
@@ -159,124 +205,160 @@ def predict(
             )
     info = inspect_scene(scene)
     check_scene_fits_card(info, card)
-    if not resample:
+    if not options.resample:
         _check_resolution(info, card)
 
-    grid = _model_grid(info, card) if resample else None
+    grid = _model_grid(info, card) if options.resample else None
     work = info if grid is None else replace(info, width=grid.width, height=grid.height, transform=grid.transform)
-    size = tile_size or card.tile_size
+    size = options.tile_size or card.tile_size
     if size < 8:
-        raise InputError(f"tile size must be >= 8, got {size}")
-    if not 0 <= overlap < size:
-        raise InputError(f"overlap must be in [0, tile size {size}), got {overlap}")
-    tiles = tile_grid(work.height, work.width, size, overlap)
-    scale = quantisation_scale(tiles)
-    log.info("%s: %dx%d px, %d tiles of %d px (overlap %d, blend %s)", info.path, work.width, work.height, len(tiles), size, overlap, blend)
+        raise UsageError(f"tile size must be >= 8, got {size}")
+    if not 0 <= options.overlap < size:
+        raise UsageError(f"overlap must be in [0, tile size {size}), got {options.overlap}; use a smaller --overlap")
+    check_tile_budget(info.path, tiles=tile_count(work.height, work.width, size, options.overlap), tile_size=size,
+                      overlap=options.overlap)
+    tiles = tile_grid(work.height, work.width, size, options.overlap)
+    side = block_side(tile_size=size, overlap=options.overlap, classes=card.num_classes, batch_size=options.batch_size)
+    plan = plan_blocks(tiles, work.height, work.width, side)
+    job = PredictJob(
+        scene=info.path, bands=info.data_bands, grid=grid, height=work.height, width=work.width, tile_size=size,
+        overlap=options.overlap, blend=options.blend, scale=quantisation_scale(tiles), batch_size=options.batch_size,
+        use_mask=card.nodata == "mask", read_threads=options.read_threads, confidence=confidence is not None,
+    )
+    log.info("%s: %dx%d px, %d tiles of %d px in %d blocks (overlap %d, blend %s)", info.path, work.width,
+             work.height, len(tiles), size, len(plan.blocks), options.overlap, options.blend)
+    lanes = None if on_dask else _local_lanes(source, options.device)
+    sidecar = sidecar_for(card, out, parts)
+    if sidecar is not None:
+        sidecar = check_writable(sidecar, overwrite=overwrite)
+        if sidecar.resolve() in {out.resolve(), Path(confidence).resolve() if confidence else None}:
+            raise InputError(f"the part sidecar {str(sidecar)!r} must be a different file than --out and --confidence")
+    fold = display_lut(card)
 
     import rasterio
 
-    tags = {CLASSES_TAG: classes_to_json(card.classes), "GEOSEG_MODEL": card.architecture}
-    ids_meta = dict(nodata=NODATA, colormap=class_colormap(card.classes), tags=tags, description="class id")
-    conf_meta = dict(nodata=0, tags={"GEOSEG_CONFIDENCE": "max probability x 255"}, description="confidence")
+    tags = {**display_tags(card), "GEOSEG_MODEL": card.architecture}
+    ids_meta: dict[str, Any] = dict(nodata=NODATA, colormap=class_colormap(card.display_classes), tags=tags,
+                                    description="class id", style=class_style(card.classes))
+    conf_meta: dict[str, Any] = dict(nodata=0, tags={"GEOSEG_CONFIDENCE": "max probability x 255"},
+                                     description="confidence", style=confidence_style())
     scene_grid = dict(width=info.width, height=info.height, crs=info.crs, transform=info.affine)
     rasters: list[StagingRaster] = []
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+    # The uncompressed staging rasters (one byte a pixel each) must fit before any work starts.
+    outputs = [p for p in (out, confidence, sidecar) if p is not None]
+    staging = info.width * info.height + (grid.width * grid.height if grid is not None else 0)
+    for output in outputs:
+        check_free_space(output, staging * sum(same_file(Path(o).parent, Path(output).parent) for o in outputs))
+    # A full disk or a read-only folder met by GDAL while writing: one OutputError naming the output.
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES), output_errors(out):
         try:
             finals = [CogWriter(out, overwrite=overwrite, **scene_grid, **ids_meta)]
+            metas = [ids_meta]
             if confidence is not None:
                 finals.append(CogWriter(confidence, overwrite=overwrite, **scene_grid, **conf_meta))
+                metas.append(conf_meta)
+            if sidecar is not None:  # the unfolded part classes, for splitting touching buildings
+                finals.append(CogWriter(sidecar, overwrite=overwrite, **scene_grid, **sidecar_meta(card)))
+                metas.append(sidecar_meta(card))
             rasters.extend(finals)
-            targets = finals
+            targets: list[StagingRaster] = list(finals)
             if grid is not None:  # stitch on the model's grid, then resample back to the scene's
                 model_grid = dict(width=grid.width, height=grid.height, crs=info.crs, transform=work.affine)
                 targets = [
                     StagingRaster(temporary_sibling(f.final.with_suffix(".model-grid.tif")), **model_grid, **meta)
-                    for f, meta in zip(finals, (ids_meta, conf_meta))
+                    for f, meta in zip(finals, metas, strict=False)
                 ]
                 rasters.extend(targets)
 
-            def sink(band: FinishedBand) -> None:
-                targets[0].write(band.window, band.class_ids)
-                if len(targets) > 1:
-                    targets[1].write(band.window, band.confidence)
+            def sink(piece: Piece) -> None:
+                targets[0].write(piece.window, piece.class_ids if fold is None else fold[piece.class_ids])
+                if confidence is not None and piece.confidence is not None:
+                    targets[1].write(piece.window, piece.confidence)
+                if sidecar is not None:
+                    targets[-1].write(piece.window, piece.class_ids)
 
-            stitcher = BandStitcher(tiles, height=work.height, width=work.width, class_ids=card.class_ids, sink=sink)
-            job = dict(info=work, grid=grid, tiles=tiles, blend=blend, scale=scale, batch_size=batch_size, device=device, progress=progress)
-            if client is not None:
-                _run(client, source, stitcher, **job)
-            else:
-                with dask_client(ClusterSpec(scheduler=scheduler, workers=workers)) as c:
-                    _run(c, source, stitcher, **job)
-            if not stitcher.complete:
-                raise RuntimeError("internal error: not every band of the scene was finished")
-            for staged, final in zip(targets, finals):
+            _run(job, plan, source, options, lanes, sink, class_ids=card.class_ids, cluster=cluster, client=client,
+                 progress=progress, label=Path(info.path).name)
+            for staged, final in zip(targets, finals, strict=False):
                 if staged is not final:
                     resample_into(staged, final)
                     staged.remove()
-            for final in finals:
-                final.commit()
+            with ThreadPoolExecutor(len(finals)) as pool:  # GDAL compresses the outputs side by side
+                list(pool.map(CogWriter.commit, finals))
         except BaseException:
             for r in rasters:
                 r.remove()
+                if isinstance(r, CogWriter):  # all outputs or none: an interrupted commit may have renamed some
+                    r.uncommit()
             raise
     seconds = time.perf_counter() - started
     log.info("wrote %s in %.1f s", out, seconds)
     return PredictResult(out, Path(confidence) if confidence else None, len(tiles), info.width, info.height, seconds)
 
 
+#: At most this many CPU lanes: each holds a batch's activations, so memory grows with them.
+CPU_LANES = 2
+
+
+def _local_lanes(source: Any, device: str) -> list[Any]:
+    """One lane per GPU; on the CPU up to :data:`CPU_LANES` lanes that share the torch threads."""
+    import torch
+
+    from ..model.network import load_model
+    from .device import Predictor, local_devices
+
+    devices = local_devices(device)
+    model = source if _is_model_object(source) else load_model(source)
+    lanes = []
+    for d in devices:
+        predictor = Predictor(model, d)
+        lanes += [predictor] * (min(CPU_LANES, torch.get_num_threads()) if d.type == "cpu" else 1)
+    return lanes
+
+
+@contextlib.contextmanager
+def _torch_threads_per_lane(lanes: list[Any]) -> Iterator[None]:
+    """CPU lanes compute side by side and share torch's threads (restored afterwards): on 2 cores, two lanes of
+    one thread each, which need no synchronisation, rather than every network call split across 2 threads."""
+    import torch
+
+    cpu_lanes = sum(p.device.type == "cpu" for p in lanes)
+    if not cpu_lanes:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, before // cpu_lanes))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _run(
-    client: Any,
+    job: PredictJob,
+    plan: StitchPlan,
     source: Any,
-    stitcher: BandStitcher,
+    options: PredictOptions,
+    lanes: list[Any] | None,
+    sink: Any,
     *,
-    info: SceneInfo,
-    grid: Grid | None,
-    tiles: Sequence[Tile],
-    blend: str,
-    scale: int,
-    batch_size: int,
-    device: str,
+    class_ids: Sequence[int],
+    cluster: ClusterSpec,
+    client: Client | None,
     progress: bool,
+    label: str,
 ) -> None:
-    from distributed import as_completed
     from tqdm.auto import tqdm
 
-    from .tasks import ModelPlugin, predict_tiles
+    with tqdm(total=plan.tiles, unit="tile", desc=label, disable=not progress, leave=False) as bar:
+        if lanes is not None:
+            from .local import run_local
 
-    name = f"geoseg-model-{uuid.uuid4().hex[:8]}"
-    # On a cluster running on this machine, share the cores between the worker threads;
-    # on a remote cluster each worker decides from its own core count.
-    torch_threads = None
-    if getattr(client, "cluster", None) is not None:
-        nthreads = sum(client.nthreads().values())
-        torch_threads = max(1, (os.cpu_count() or 1) // max(1, nthreads))
-    client.register_plugin(ModelPlugin(source, device=device, torch_threads=torch_threads), name=name)
-    in_flight_max = max(2, 2 * sum(client.nthreads().values()))
-    pending = _batches(tiles, batch_size)
-    kwargs = dict(scene_height=info.height, scene_width=info.width, blend=blend, scale=scale, grid=grid)
+            with _torch_threads_per_lane(lanes):
+                run_local(job, plan, lanes, sink, on_tiles=bar.update)
+            return
+        from .on_dask import run_on_dask
 
-    def submit(batch: list[Tile]) -> Any:
-        return client.submit(predict_tiles, name, info.path, info.data_bands, batch, pure=False, **kwargs)
-
-    futures = as_completed([submit(b) for b in itertools.islice(pending, in_flight_max)], loop=client.loop)
-    bar = tqdm(total=len(tiles), unit="tile", desc=Path(info.path).name, disable=not progress, leave=False)
-    try:
-        for future in futures:
-            results = future.result()
-            future.release()
-            for tile, quantised in results:
-                stitcher.add(tile, quantised)
-            bar.update(len(results))
-            nxt = next(pending, None)
-            if nxt is not None:
-                futures.add(submit(nxt))
-    except BaseException:
-        for f in futures.futures:
-            f.cancel()
-        raise
-    finally:
-        bar.close()
-        try:
-            client.unregister_worker_plugin(name)
-        except Exception:  # a worker may already be gone; nothing to free there
-            log.debug("could not unregister %s", name)
+        with dask_client(cluster, client=client) as c:
+            run_on_dask(c, job, plan, source, device=options.device, class_ids=class_ids, sink=sink,
+                        on_tiles=bar.update)

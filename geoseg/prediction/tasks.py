@@ -1,9 +1,13 @@
-"""Running a network on batches of tiles, inside Dask workers.
+"""Predicting blocks of a scene inside Dask workers.
 
-The model is loaded once per worker by :class:`ModelPlugin`; the task
-:func:`predict_tiles` receives a scene path and tile windows, opens the file
-itself, reads and normalises the tiles, runs them through the network as one
-batch and returns weighted, quantised probabilities ready to stitch.
+:class:`ModelPlugin` loads the model once per worker process, on that worker's
+device (one worker per GPU: worker ``i`` takes GPU ``i % count``), and every
+thread of the worker shares it.  :func:`predict_block` opens the scene itself,
+decodes the block's tiles in a few threads and runs them through the shared
+:class:`~.device.Predictor`.  Small follow-up tasks run where a block's result
+lies: :func:`owned_piece` (finished uint8 pixels, for the client to write) and
+:func:`seam_part` (int32 partial sums over one seam), and
+:func:`finish_seam` adds a seam's parts from several blocks and finishes it.
 """
 
 from __future__ import annotations
@@ -11,129 +15,79 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ..errors import InputError, ModelError
-from ..io.rasters import Grid, open_on_grid, read_window
-from ..model.preprocess import normalise
-from ..tiling import Tile
-from .stitch import quantise_tile
+from ..errors import ModelError
+from ..io import rasters as _rasters  # noqa: F401  (imports rasterio once, before tasks run in worker threads)
+from .job import BlockResult, Piece, PredictJob
+from .plan import Block, Seam
 
-__all__ = ["select_device", "forward_probs", "ModelPlugin", "predict_tiles"]
+__all__ = ["ModelPlugin", "finish_seam", "owned_piece", "predict_block", "seam_part"]
 
 log = logging.getLogger(__name__)
 
 
-def select_device(device: str = "auto"):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda was asked for but no CUDA GPU is available; use --device auto or cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ModelError(f"device {device!r} is not one of auto, cpu, cuda")
-    return torch.device(device)
-
-
-def forward_probs(network: Any, batch: np.ndarray, device: Any) -> np.ndarray:
-    """Softmax probabilities ``(N, classes, H, W)`` float32 for a normalised batch.
-
-    Mixed precision on a GPU; float32 on the CPU.  Non-finite outputs are an error.
-    """
-    import torch
-
-    x = torch.from_numpy(batch).to(device, non_blocking=True)
-    with torch.inference_mode():
-        if device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.float16):
-                logits = network(x)
-        else:
-            logits = network(x)
-        logits = logits.float()
-        if not torch.isfinite(logits).all():
-            raise ModelError("the network produced non-finite values (NaN/inf); check the model and its normalisation")
-        probs = torch.softmax(logits, dim=1)
-    return probs.cpu().numpy()
-
-
 class ModelPlugin(WorkerPlugin):
-    """A Dask worker plugin that holds one loaded model per worker process."""
+    """Holds one :class:`~.device.Predictor` per worker process."""
 
     def __init__(self, source: Any, *, device: str = "auto", torch_threads: int | None = None) -> None:
         self.source = source  # a model file path, or a geoseg.Model (pickled to the worker)
         self.device_name = device
         self.torch_threads = torch_threads
-        self.model = None
-        self.device = None
+        self.predictor: Any = None
 
     def setup(self, worker: Any) -> None:
         import torch
 
         from ..model.network import Model, load_model
+        from .device import Predictor, worker_device
 
-        threads = self.torch_threads or max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads))
+        # Each worker thread runs its own blocks: on a remote cluster a thread stands for a core (one torch
+        # thread each, as the local engine's CPU lanes); a local cluster shares the machine's cores out.
+        threads = self.torch_threads or 1
         torch.set_num_threads(threads)
-        self.device = select_device(self.device_name)
         model = self.source if isinstance(self.source, Model) else load_model(self.source)
-        model.network.to(self.device).eval()
-        self.model = model
-        log.info("worker %s: model loaded on %s with %d torch thread(s)", worker.address, self.device, threads)
+        self.predictor = Predictor(model, worker_device(self.device_name, worker.name))
+        log.info("worker %s: model on %s, %d torch thread(s)", worker.address, self.predictor.device, threads)
 
     def teardown(self, worker: Any) -> None:
-        self.model = None
+        self.predictor = None
 
 
-def _worker_model(plugin_name: str) -> ModelPlugin:
+def _predictor(plugin_name: str) -> Any:
     from distributed import get_worker
 
     plugin = get_worker().plugins.get(plugin_name)
-    if plugin is None or plugin.model is None:
+    if plugin is None or getattr(plugin, "predictor", None) is None:
         raise ModelError(f"model plugin {plugin_name!r} is not set up on this worker")
-    return plugin
+    return cast(Any, plugin).predictor
 
 
-def predict_tiles(
-    plugin_name: str,
-    scene_path: str,
-    bands: Sequence[int],
-    tiles: Sequence[Tile],
-    *,
-    scene_height: int,
-    scene_width: int,
-    blend: str,
-    scale: int,
-    grid: Grid | None = None,
-    resampling: str = "average",
-) -> list[tuple[Tile, np.ndarray]]:
-    """Read, normalise and predict ``tiles`` of a scene in one batch; return quantised weighted probabilities.
+def predict_block(plugin_name: str, job: PredictJob, block: Block, seams: Sequence[Seam]) -> BlockResult:
+    """Read and predict one block on this worker's device."""
+    from distributed import get_worker
 
-    With ``grid``, the scene is read warped onto that grid (the model's ground resolution).
-    """
-    plugin = _worker_model(plugin_name)
-    card = plugin.model.card
-    use_mask = card.nodata == "mask"
-    inputs, masks = [], []
-    with open_on_grid(scene_path, grid, resampling=resampling) as ds:
-        for tile in tiles:
-            data, valid = read_window(scene_path, tile.read, tuple(bands), use_mask=use_mask, dataset=ds)
-            if not use_mask:
-                inside = np.zeros_like(valid)
-                inside[: max(0, scene_height - tile.read.row_off), : max(0, scene_width - tile.read.col_off)] = True
-                valid = inside
-            inputs.append(normalise(data, valid, card.normalization))
-            masks.append(valid)
-    batch = np.stack(inputs)
-    probs = forward_probs(plugin.model.network, batch, plugin.device)
-    if probs.shape[1] != card.num_classes or probs.shape[2:] != batch.shape[2:]:
-        raise InputError(
-            f"the network returned shape {probs.shape[1:]} for input {batch.shape[1:]}; expected "
-            f"{card.num_classes} classes at the input size (tile size must suit the architecture, e.g. a multiple of 32)"
-        )
-    return [
-        (tile, quantise_tile(probs[i], masks[i], tile, scene_height, scene_width, blend, scale))
-        for i, tile in enumerate(tiles)
-    ]
+    from .read import TileReader
+
+    predictor = _predictor(plugin_name)
+    threads = job.read_threads or max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
+    with TileReader(job, threads) as reader:
+        tiles = reader.stream(block.tiles, ahead=job.batch_size + reader.threads)
+        return predictor.run_block(job, block, seams, tiles)
+
+
+def owned_piece(result: BlockResult) -> Piece | None:
+    return result.owned
+
+
+def seam_part(result: BlockResult, seam: int) -> np.ndarray:
+    return result.parts[seam]
+
+
+def finish_seam(seam: Seam, class_ids: Sequence[int], confidence: bool, *parts: np.ndarray) -> Piece:
+    from .device import finish_seam as finish
+
+    return finish(seam, class_ids, parts, confidence=confidence)

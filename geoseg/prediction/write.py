@@ -1,10 +1,11 @@
 """Writing class and confidence rasters as Cloud-Optimized GeoTIFFs, atomically.
 
-Rows arrive band by band (in any order) and go to an uncompressed striped
-GeoTIFF beside the destination (:class:`StagingRaster`); on
-:meth:`CogWriter.commit` GDAL's COG driver copies it (tiled, compressed, with
-overviews) to a temporary name, which is then renamed to the final path.
-Nothing is left under the final name unless the whole raster was written.
+Finished pieces arrive in any order and go to an uncompressed GeoTIFF beside
+the destination, tiled like the COG (:class:`StagingRaster`); on
+:meth:`CogWriter.commit` GDAL's COG driver copies it (compressed in
+``NUM_THREADS`` threads, with overviews) to a temporary name, which is then
+renamed to the final path.  Nothing is left under the final name unless the
+whole raster was written.
 """
 
 from __future__ import annotations
@@ -19,10 +20,16 @@ import numpy as np
 
 from ..atomic import check_writable, temporary_sibling
 from ..tiling import PixelWindow
+from .style import RasterStyle, sidecar_paths, write_sidecars
 
 __all__ = ["StagingRaster", "CogWriter", "COG_OPTIONS", "GDAL_CACHE_BYTES", "class_colormap", "resample_into"]
 
-COG_OPTIONS = {"COMPRESS": "DEFLATE", "BLOCKSIZE": 512, "OVERVIEW_RESAMPLING": "NEAREST", "BIGTIFF": "IF_SAFER"}
+COG_OPTIONS = {
+    "COMPRESS": "DEFLATE", "BLOCKSIZE": 512, "OVERVIEW_RESAMPLING": "NEAREST", "BIGTIFF": "IF_SAFER",
+    "NUM_THREADS": "ALL_CPUS",
+}
+#: Staging rasters are tiled like the COG, so pieces of any shape touch few blocks and the copy reads whole ones.
+STAGING_BLOCK = 512
 #: GDAL block cache for writing, in bytes (GDAL's default is 5 % of RAM).
 GDAL_CACHE_BYTES = 64 * 1024 * 1024
 
@@ -42,14 +49,17 @@ class StagingRaster:
         colormap: Mapping[int, tuple[int, int, int]] | None = None,
         tags: Mapping[str, str] | None = None,
         description: str | None = None,
+        style: RasterStyle | None = None,
     ) -> None:
         import rasterio
 
         self.path = path
+        self.style = style
         self.width, self.height = width, height
         self._ds = rasterio.open(
             path, "w", driver="GTiff", width=width, height=height, count=1, dtype="uint8", crs=crs,
-            transform=transform, nodata=nodata, tiled=False, blockysize=16, compress="NONE", BIGTIFF="IF_SAFER",
+            transform=transform, nodata=nodata, tiled=True, blockxsize=STAGING_BLOCK, blockysize=STAGING_BLOCK,
+            compress="NONE", BIGTIFF="IF_SAFER",
         )
         if colormap:
             self._ds.write_colormap(1, {int(k): tuple(v) + (255,) for k, v in colormap.items()})
@@ -57,6 +67,8 @@ class StagingRaster:
             self._ds.update_tags(**tags)
         if description:
             self._ds.set_band_description(1, description)
+        if style is not None:
+            style.apply(self._ds)
 
     def write(self, window: PixelWindow, data: np.ndarray) -> None:
         from rasterio.windows import Window
@@ -79,8 +91,16 @@ class CogWriter(StagingRaster):
 
     def __init__(self, path: str | os.PathLike[str], *, overwrite: bool = False, **kwargs: Any) -> None:
         self.final = check_writable(path, overwrite=overwrite)
+        self.committed = False
         self.overwrite = overwrite
         super().__init__(temporary_sibling(self.final.with_suffix(".staging.tif")), **kwargs)
+
+    def uncommit(self) -> None:
+        """Remove what :meth:`commit` put in place (when a set of outputs failed as a whole)."""
+        if self.committed:
+            for path in [self.final, *sidecar_paths(self.final, self.style)]:
+                path.unlink(missing_ok=True)
+            self.committed = False
 
     def commit(self) -> Path:
         """Convert to a COG under a temporary name, then rename into place."""
@@ -89,9 +109,12 @@ class CogWriter(StagingRaster):
         self.close()
         tmp = temporary_sibling(self.final)
         try:
-            rio_copy(self.path, tmp, driver="COG", **COG_OPTIONS)
+            options = {**COG_OPTIONS, **(self.style.cog_options if self.style else {})}
+            rio_copy(self.path, tmp, driver="COG", **options)
             check_writable(self.final, overwrite=self.overwrite)
+            write_sidecars(self.final, self.style)  # before the raster: a raster in place has its style
             os.replace(tmp, self.final)
+            self.committed = True
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from .grid import Tile, axis_tiles, tile_grid
+from .grid import Tile, axis_tiles, iter_tiles, tile_count, tile_grid
 from .windows import PixelWindow, block_windows
 
-__all__ = ["PixelWindow", "Tile", "axis_tiles", "block_windows", "tile_grid"]
+__all__ = ["PixelWindow", "Tile", "axis_tiles", "block_windows", "iter_tiles", "tile_count", "tile_grid"]

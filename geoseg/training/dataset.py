@@ -128,7 +128,9 @@ class SceneTiles(GeoDataset):
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
         k, window = self.locate(query)
         info = self.scenes[k]
-        data, valid = read_window(info.path, window, info.data_bands, use_mask=self.use_mask, dataset=self._open(info.path))
+        data, valid = read_window(
+            info.path, window, info.data_bands, use_mask=self.use_mask, dataset=self._open(info.path)
+        )
         ids = read_label_window(self.labels[k], window, dataset=self._open(self.labels[k]))
         target = self.lut[np.clip(ids, 0, NODATA)]
         target[~valid] = IGNORE_INDEX

@@ -3,9 +3,11 @@
 A label raster used for training holds one label id per image pixel: a class
 id, the ignore id (unlabelled), or :data:`~geoseg.classes.NODATA` (no label,
 e.g. outside the image).  Raster labels must already be on the image grid.
-Vector labels (GeoPackage, GeoJSON, ...) are reprojected to the image CRS
-explicitly, repaired with ``make_valid``, and burnt onto the image grid; the
-features that fall outside the image are counted and reported.
+Vector labels (GeoPackage, GeoJSON, ...) are loaded by
+:func:`geoseg.io.vectors.read_polygon_layer`, the loader evaluation reads truth
+with (reprojected to the image CRS explicitly, repaired by its one
+``make_valid`` policy), and burnt onto the image grid; the features that fall
+outside the image are counted and reported.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..classes import NODATA
-from ..errors import InputError, LabelError
-from ..io.rasters import SceneInfo, open_raster
+from ..errors import LabelError
+from ..io.class_rasters import inspect_class_raster, read_class_window
+from ..io.grid import same_grid
+from ..io.rasters import SceneInfo
+from ..io.vectors import read_polygon_layer
 from ..tiling import PixelWindow
 
 __all__ = ["RASTER_LABEL_SUFFIXES", "LabelReport", "PreparedLabels", "prepare_labels", "read_label_window"]
@@ -32,7 +37,7 @@ log = logging.getLogger(__name__)
 
 #: Label files with these suffixes are read as class rasters; anything else as a vector file.
 RASTER_LABEL_SUFFIXES = (".tif", ".tiff")
-_VERSION = 1
+_VERSION = 2  # 2: labels loaded by geoseg.io.vectors (features without polygons dropped)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class LabelReport:
     repaired_invalid: int = 0
     dropped_empty: int = 0
     reprojected_from: str | None = None
+    dropped_not_polygon: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -88,58 +94,25 @@ def prepare_labels(
 
 
 def _check_label_raster(scene: SceneInfo, path: Path, class_ids: Sequence[int]) -> LabelReport:
-    try:
-        ds = open_raster(path)
-    except InputError as exc:
-        raise LabelError(f"labels: {exc}") from None
-    with ds:
-        if ds.count != 1:
-            raise LabelError(f"label raster {str(path)!r} has {ds.count} bands; it must have one band of class ids")
-        if not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-            raise LabelError(f"label raster {str(path)!r} is {ds.dtypes[0]}; class ids must be an integer raster")
-        same_grid = (
-            (ds.width, ds.height) == (scene.width, scene.height)
-            and ds.crs is not None
-            and ds.crs == scene.crs
-            and np.allclose(tuple(ds.transform)[:6], scene.transform, rtol=0, atol=1e-6 * max(1.0, abs(scene.transform[0])))
+    labels = inspect_class_raster(path, what="label raster", error=LabelError)
+    if not same_grid(labels, scene):
+        raise LabelError(
+            f"label raster {str(path)!r} is not on the grid of {scene.path!r}: labels {labels.width}x{labels.height} "
+            f"px, CRS {labels.crs.to_string()}, transform {labels.transform}; image {scene.width}x"
+            f"{scene.height} px, CRS {scene.crs.to_string()}, transform {scene.transform}. Warp the labels onto the "
+            "image grid (gdalwarp -te/-tr/-t_srs of the image, -r near) or give vector labels"
         )
-        if not same_grid:
-            raise LabelError(
-                f"label raster {str(path)!r} is not on the grid of {scene.path!r}: labels {ds.width}x{ds.height} px, "
-                f"CRS {ds.crs.to_string() if ds.crs else None}, transform {tuple(ds.transform)[:6]}; image {scene.width}x"
-                f"{scene.height} px, CRS {scene.crs.to_string()}, transform {scene.transform}. Warp the labels onto the "
-                "image grid (gdalwarp -te/-tr/-t_srs of the image, -r near) or give vector labels"
-            )
-        if ds.nodata is not None and int(ds.nodata) in set(class_ids):
-            raise LabelError(
-                f"label raster {str(path)!r} declares nodata {ds.nodata}, which is also a class id; "
-                f"remove the nodata value (gdal_edit.py -unsetnodata) or use {NODATA} for 'no label'"
-            )
+    if labels.nodata is not None and int(labels.nodata) in set(class_ids):
+        raise LabelError(
+            f"label raster {str(path)!r} declares nodata {labels.nodata}, which is also a class id; "
+            f"remove the nodata value (gdal_edit.py -unsetnodata) or use {NODATA} for 'no label'"
+        )
     return LabelReport(image=scene.path, labels=str(path.resolve()), kind="raster")
 
 
 def read_label_window(path: str, window: PixelWindow, *, dataset=None) -> np.ndarray:
-    """Label ids of ``window`` as int64 ``(h, w)``; outside the raster and its nodata read as NODATA."""
-    from rasterio.windows import Window
-
-    if dataset is None:
-        with open_raster(path) as ds:
-            return read_label_window(path, window, dataset=ds)
-    ds = dataset
-    out = np.full((window.height, window.width), NODATA, dtype=np.int64)
-    r0, c0 = max(window.row_off, 0), max(window.col_off, 0)
-    r1, c1 = min(window.row_end, ds.height), min(window.col_end, ds.width)
-    if r1 <= r0 or c1 <= c0:
-        return out
-    try:
-        data = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-    except Exception as exc:  # noqa: BLE001 - GDAL raises several error types for corrupt data
-        raise LabelError(f"{path!r}: reading labels rows {r0}:{r1}, cols {c0}:{c1} failed ({exc}); the file may be corrupt") from None
-    data = data.astype(np.int64)
-    if ds.nodata is not None:
-        data[data == int(ds.nodata)] = NODATA
-    out[r0 - window.row_off : r1 - window.row_off, c0 - window.col_off : c1 - window.col_off] = data
-    return out
+    """Label ids of ``window`` as int64 ``(h, w)``; NODATA outside the raster and where it is invalid (nodata)."""
+    return read_class_window(path, window, dataset=dataset, dtype=np.int64, what="labels", error=LabelError)
 
 
 def _burn(dst, scene: SceneInfo, geoms: np.ndarray, values: np.ndarray, *, fill: int, rows: int = 1024) -> None:
@@ -157,20 +130,11 @@ def _burn(dst, scene: SceneInfo, geoms: np.ndarray, values: np.ndarray, *, fill:
         band = shapely.box(wt.c, wt.f + wt.e * h, wt.c + wt.a * scene.width, wt.f)
         hits = np.sort(tree.query(band))  # keep the burn order (largest first)
         if len(hits):
-            shapes = [(g, int(v)) for g, v in zip(geoms[hits], values[hits])]
+            shapes = [(g, int(v)) for g, v in zip(geoms[hits], values[hits], strict=True)]
             data = rasterize(shapes, out_shape=(h, scene.width), transform=wt, fill=fill, dtype="uint8")
         else:
             data = np.full((h, scene.width), fill, np.uint8)
         dst.write(data, 1, window=window)
-
-
-def _read_vector(path: Path, layer: str | None):
-    import geopandas as gpd
-
-    try:
-        return gpd.read_file(path, layer=layer, engine="pyogrio")
-    except Exception as exc:  # noqa: BLE001 - pyogrio raises its own DataSourceError/DataLayerError types
-        raise LabelError(f"cannot read vector labels {str(path)!r}{f' layer {layer!r}' if layer else ''}: {exc}") from None
 
 
 def _class_values(frame, column: str, path: Path) -> np.ndarray:
@@ -178,12 +142,16 @@ def _class_values(frame, column: str, path: Path) -> np.ndarray:
 
     if column not in frame.columns:
         cols = [c for c in frame.columns if c != frame.geometry.name]
-        raise LabelError(f"vector labels {str(path)!r} have no column {column!r}; columns: {cols}. Set class_column in the config")
+        raise LabelError(
+            f"vector labels {str(path)!r} have no column {column!r}; columns: {cols}. Set class_column in the config"
+        )
     values = pd.to_numeric(frame[column], errors="coerce")
     bad = values.isna() | (values != values.round())
     if bad.any():
         examples = frame.loc[bad, column].head(3).tolist()
-        raise LabelError(f"vector labels {str(path)!r}: column {column!r} must hold integer class ids; found {examples}")
+        raise LabelError(
+            f"vector labels {str(path)!r}: column {column!r} must hold integer class ids; found {examples}"
+        )
     return values.to_numpy().astype(np.int64)
 
 
@@ -218,9 +186,11 @@ def _rasterise_vector(
         log.info("reusing rasterised labels %s", out)
         return PreparedLabels(str(out), LabelReport(**json.loads(report_path.read_text())))
 
-    frame = _read_vector(path, layer)
-    if frame.crs is None and len(frame):
-        raise LabelError(f"vector labels {str(path)!r} have no CRS; assign one (ogr2ogr -a_srs EPSG:XXXX) so they can be placed on the image")
+    # The one loader (and repair policy) evaluation reads truth polygons with: see geoseg.io.vectors.
+    loaded = read_polygon_layer(path, target_crs=scene.crs_wkt, layer=layer, what="vector labels", error=LabelError)
+    for note in loaded.notes:
+        log.warning("%s", note)
+    frame = loaded.frame
     values = _class_values(frame, class_column, path)
     allowed = set(class_ids) | ({ignore_id} if ignore_id is not None else set())
     unknown = sorted(set(values.tolist()) - allowed)
@@ -229,21 +199,10 @@ def _rasterise_vector(
             f"vector labels {str(path)!r} hold class ids {unknown} that are not in the class scheme "
             f"(class ids {list(class_ids)}, ignore id {ignore_id}); add them to 'classes' or fix the labels"
         )
-    source_crs = frame.crs.to_string() if frame.crs is not None else None
-    reprojected = None
-    if len(frame) and frame.crs != scene.crs:
-        frame = frame.to_crs(scene.crs)  # explicit: labels are placed on the image in its own CRS
-        reprojected = source_crs
+    reprojected = loaded.source_crs if loaded.reprojected else None
     geoms = frame.geometry.to_numpy()
-    present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    dropped_empty = int((~present).sum())
-    invalid = present & ~shapely.is_valid(geoms)
-    repaired = int(invalid.sum())
-    if repaired:
-        geoms = geoms.copy()
-        # "structure" keeps polygons polygonal (no stray lines or points from collapsed rings)
-        geoms[invalid] = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
-        log.warning("%s: repaired %d invalid polygon(s) with make_valid", path.name, repaired)
+    present = np.ones(len(geoms), dtype=bool)
+    dropped_empty, repaired = loaded.dropped_empty, loaded.repaired
     left, top = scene.transform[2], scene.transform[5]
     right, bottom = left + scene.transform[0] * scene.width, top + scene.transform[4] * scene.height
     footprint = shapely.box(left, bottom, right, top)
@@ -256,22 +215,27 @@ def _rasterise_vector(
         raise LabelError(
             f"none of the {int(present.sum())} label features in {str(path)!r} overlap the image {scene.path!r} "
             f"(image bounds {[round(v, 2) for v in (left, bottom, right, top)]}, label bounds "
-            f"{[round(float(v), 2) for v in lb]} in {scene.crs.to_string()}); check that labels and image cover the same place"
+            f"{[round(float(v), 2) for v in lb]} in {scene.crs.to_string()}); "
+            "check that labels and image cover the same place"
         )
     if dropped:
         log.warning("%s: %d of %d label feature(s) lie outside the image %s and were dropped",
                     path.name, dropped, int(present.sum()), Path(scene.path).name)
     if not n_inside:
         if fill == ignore_id:
-            raise LabelError(f"vector labels {str(path)!r} are empty and unlabelled pixels are ignored: nothing to learn from")
+            raise LabelError(
+                f"vector labels {str(path)!r} are empty and unlabelled pixels are ignored: nothing to learn from"
+            )
         log.warning("%s: no label features; every pixel of %s gets class %d", path.name, Path(scene.path).name, fill)
 
     order = np.argsort(-shapely.area(geoms[inside]), kind="stable")  # small shapes are burnt last, on top
     shapes_geoms, shapes_values = geoms[inside][order], values[inside][order]
     cache_dir.mkdir(parents=True, exist_ok=True)
     report = LabelReport(
-        image=scene.path, labels=str(path.resolve()), kind="vector", features=int(present.sum()), dropped_outside=dropped,
+        image=scene.path, labels=str(path.resolve()), kind="vector", features=int(present.sum()),
+        dropped_outside=dropped,
         clipped_at_edge=clipped, repaired_invalid=repaired, dropped_empty=dropped_empty, reprojected_from=reprojected,
+        dropped_not_polygon=loaded.dropped_not_polygon,
     )
     with atomic_path(out, overwrite=True) as tmp, rasterio.open(
         tmp, "w", driver="GTiff", width=scene.width, height=scene.height, count=1, dtype="uint8",

@@ -24,7 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["IGNORE_INDEX", "CrossEntropyLoss", "DiceLoss", "FocalLoss", "TverskyLoss", "WeightedSum", "inverse_frequency_weights"]
+__all__ = [
+    "IGNORE_INDEX", "CrossEntropyLoss", "DiceLoss", "FocalLoss", "TverskyLoss", "WeightedSum",
+    "inverse_frequency_weights",
+]
 
 #: Target value of pixels without a label (torch's convention).
 IGNORE_INDEX = -100
@@ -41,6 +44,8 @@ def _zero(logits: Tensor) -> Tensor:
 class CrossEntropyLoss(nn.Module):
     """Partial (ignore-aware), optionally class-weighted cross-entropy."""
 
+    weight: Tensor | None  # a buffer, moved with the module
+
     def __init__(self, weight: Sequence[float] | Tensor | None = None, *, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
         self.register_buffer("weight", _weights(weight))
@@ -55,7 +60,11 @@ class CrossEntropyLoss(nn.Module):
 class FocalLoss(nn.Module):
     """Focal loss (Lin et al. 2017): cross-entropy down-weighted by ``(1 - p_t) ** gamma``."""
 
-    def __init__(self, gamma: float = 2.0, weight: Sequence[float] | Tensor | None = None, *, ignore_index: int = IGNORE_INDEX) -> None:
+    weight: Tensor | None  # a buffer, moved with the module
+
+    def __init__(
+        self, gamma: float = 2.0, weight: Sequence[float] | Tensor | None = None, *, ignore_index: int = IGNORE_INDEX
+    ) -> None:
         super().__init__()
         self.gamma = gamma
         self.register_buffer("weight", _weights(weight))
@@ -90,7 +99,9 @@ def _soft_counts(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Ten
 class TverskyLoss(nn.Module):
     """Tversky loss: ``alpha`` weighs false positives, ``beta`` false negatives; 0.5/0.5 is Dice."""
 
-    def __init__(self, alpha: float = 0.5, beta: float = 0.5, smooth: float = 1.0, *, ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(
+        self, alpha: float = 0.5, beta: float = 0.5, smooth: float = 1.0, *, ignore_index: int = IGNORE_INDEX
+    ) -> None:
         super().__init__()
         self.alpha, self.beta, self.smooth = alpha, beta, smooth
         self.ignore_index = ignore_index
@@ -126,7 +137,7 @@ class WeightedSum(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         total = self.weights[0] * self.losses[0](logits, target)
-        for w, loss in zip(self.weights[1:], self.losses[1:]):
+        for w, loss in zip(self.weights[1:], self.losses[1:], strict=True):
             total = total + w * loss(logits, target)
         return total
 

@@ -32,7 +32,9 @@ from ..errors import LabelError
 from ..tiling import PixelWindow
 from .dataset import SceneTiles, window_to_query
 
-__all__ = ["SAMPLER_KINDS", "TileSampler", "WindowSampler", "expected_class_share", "target_class_share", "tile_weights"]
+__all__ = [
+    "SAMPLER_KINDS", "TileSampler", "WindowSampler", "expected_class_share", "target_class_share", "tile_weights"
+]
 
 SAMPLER_KINDS = ("balanced", "uniform")
 

@@ -2,7 +2,9 @@
 
 ``strips`` cuts each scene into vertical strips and holds out a fraction of
 them (chosen with a seeded generator); ``checkerboard`` cuts it into square
-blocks and holds out every ``m``-th diagonal (``m = round(1 / fraction)``).
+blocks and holds out every ``m``-th diagonal (``m = round(1 / fraction)``);
+``scenes`` holds out whole scenes (for many small scenes, where a strip would
+leave no whole training tile).
 Training tiles never overlap a validation block: tiles straddling a border
 are dropped.  Validation reads tiles covering the blocks and scores each pixel
 inside them exactly once.  Pure functions over pixel windows; no I/O.
@@ -34,8 +36,14 @@ def validation_blocks(
     block_size: int = 1024,
     seed: int = 0,
     scene: int = 0,
+    held_out: bool = False,
 ) -> list[PixelWindow]:
-    """The held-out blocks of one ``height`` x ``width`` scene (at least one, never all of it)."""
+    """The held-out blocks of one ``height`` x ``width`` scene (at least one, never all of it).
+
+    Mode ``scenes``: the whole scene when ``held_out``, else none.
+    """
+    if mode == "scenes":
+        return [PixelWindow(0, 0, height, width)] if held_out else []
     if not 0 < fraction < 1:
         raise ConfigError(f"validation fraction must be in (0, 1), got {fraction}")
     if mode == "strips":
@@ -68,7 +76,7 @@ def validation_blocks(
         if len(blocks) == rows * cols:
             blocks = blocks[:-1]
         return blocks
-    raise ConfigError(f"validation mode {mode!r} is not 'strips' or 'checkerboard'")
+    raise ConfigError(f"validation mode {mode!r} is not 'strips', 'checkerboard' or 'scenes'")
 
 
 def overlaps_any(window: PixelWindow, blocks: Sequence[PixelWindow]) -> bool:

@@ -39,10 +39,19 @@ class SegmentationTask(pl.LightningModule):
         schedule: str = "onecycle",
         augmenter: Augmenter | None = None,
         seed: int = 0,
+        encoder_weights: str | None = None,
     ) -> None:
         super().__init__()
         self.card = card
         self.network = create_network(card)
+        if encoder_weights == "imagenet":
+            from ..model.pretrained import load_imagenet_encoder
+
+            if card.encoder is None:
+                raise ModelError("encoder_weights: imagenet needs an encoder name in the model card")
+            load_imagenet_encoder(self.network, card.encoder)
+        elif encoder_weights is not None:
+            raise ModelError(f"encoder_weights must be 'imagenet' or None, got {encoder_weights!r}")
         self.loss = loss
         self.lr = lr
         self.weight_decay = weight_decay
@@ -62,7 +71,9 @@ class SegmentationTask(pl.LightningModule):
 
     def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
         if self.augmenter is not None and self.trainer is not None and self.trainer.training:
-            image, mask, valid = self.augmenter(batch["image"], batch["mask"], batch["valid"], generator=self.aug_generator)
+            image, mask, valid = self.augmenter(
+                batch["image"], batch["mask"], batch["valid"], generator=self.aug_generator
+            )
             batch = {**batch, "image": image, "mask": mask, "valid": valid}
         return batch
 
@@ -78,7 +89,8 @@ class SegmentationTask(pl.LightningModule):
                 f"the training loss became {loss.item()} at epoch {self.current_epoch}, step {batch_idx}; "
                 "lower optimizer.lr or check the normalisation and labels"
             )
-        self._train_loss += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=self.device)])
+        one = torch.ones((), dtype=torch.float64, device=self.device)
+        self._train_loss += torch.stack([loss.detach().double(), one])
         self.log("train_loss", loss.detach(), prog_bar=True, on_step=True, on_epoch=False, batch_size=logits.shape[0])
         return loss
 
@@ -112,7 +124,8 @@ class SegmentationTask(pl.LightningModule):
         self.log("val_miou", miou, prog_bar=True, sync_dist=False)
         if self.trainer.sanity_checking:
             return
-        optimizer = self.optimizers(use_pl_optimizer=False)
+        optimizers = self.optimizers(use_pl_optimizer=False)
+        optimizer = optimizers[0] if isinstance(optimizers, list) else optimizers
         self.history.append({
             "epoch": int(self.current_epoch),
             "train_loss": float(train_loss[0] / train_loss[1]) if train_loss[1] > 0 else None,
@@ -129,9 +142,9 @@ class SegmentationTask(pl.LightningModule):
             return optimizer
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         if self.schedule == "onecycle":
-            scheduler: Any = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr, total_steps=steps)
+            scheduler: Any = _StretchableOneCycleLR(optimizer, max_lr=self.lr, total_steps=steps)
         elif self.schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+            scheduler = _StretchableCosineLR(optimizer, T_max=steps)
         else:
             raise ValueError(f"unknown learning-rate schedule {self.schedule!r}")
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -144,3 +157,28 @@ class SegmentationTask(pl.LightningModule):
         self.history = list(state.get("history", []))
         if "augment_rng" in state:
             self.aug_generator.set_state(state["augment_rng"])
+
+
+class _KeepsLength:
+    """A learning-rate schedule that keeps its own length when a checkpoint is loaded into it.
+
+    A run resumed with more epochs builds its schedule for the new number of steps; the checkpoint's
+    state (step count, learning rates) then continues on that longer schedule instead of overrunning
+    the old one.  With the same number of epochs nothing changes.
+    """
+
+    _length_fields: tuple[str, ...] = ()
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        own = {name: getattr(self, name) for name in self._length_fields if hasattr(self, name)}
+        super().load_state_dict(state_dict)  # type: ignore[misc]
+        for name, value in own.items():
+            setattr(self, name, value)
+
+
+class _StretchableOneCycleLR(_KeepsLength, torch.optim.lr_scheduler.OneCycleLR):
+    _length_fields = ("total_steps", "_schedule_phases")
+
+
+class _StretchableCosineLR(_KeepsLength, torch.optim.lr_scheduler.CosineAnnealingLR):
+    _length_fields = ("T_max",)

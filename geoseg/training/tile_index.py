@@ -10,6 +10,7 @@ run folder, keyed by a hash of the inputs and the tile layout, and reused.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,13 +24,16 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..classes import NODATA
+from ..cluster import bounded_map
 from ..errors import LabelError
 from ..io.rasters import open_raster, read_window
 from ..model.card import Normalization
 from ..tiling import PixelWindow, Tile, tile_grid
 from .labels import read_label_window
 
-__all__ = ["BandMoments", "SceneSource", "TileIndex", "TileStats", "build_tile_index", "check_label_values", "index_tiles"]
+__all__ = [
+    "BandMoments", "SceneSource", "TileIndex", "TileStats", "build_tile_index", "check_label_values", "index_tiles"
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +141,7 @@ class TileIndex:
 
 def _histogram(values: np.ndarray) -> dict[int, int]:
     ids, counts = np.unique(values, return_counts=True)
-    return {int(i): int(c) for i, c in zip(ids, counts)}
+    return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
 
 
 def index_tiles(image: str, bands: Sequence[int], labels: str, tiles: Sequence[Tile]) -> list[dict[str, Any]]:
@@ -182,7 +186,6 @@ def build_tile_index(
     progress: bool = False,
 ) -> TileIndex:
     """Compute (or reuse from ``cache_dir``) the tile index of ``scenes`` on the Dask ``client``."""
-    from distributed import as_completed
     from tqdm.auto import tqdm
 
     cache = Path(cache_dir) / f"tile-index-{index_key(scenes, tile_size, stride)}.json"
@@ -198,22 +201,22 @@ def build_tile_index(
     for k, scene in enumerate(scenes):
         grid = tile_grid(scene.height, scene.width, tile_size, tile_size - stride)
         jobs += [(k, grid[i : i + _TILES_PER_TASK]) for i in range(0, len(grid), _TILES_PER_TASK)]
-    futures = {
-        client.submit(index_tiles, scenes[k].image, scenes[k].bands, scenes[k].labels, batch, pure=False): j
-        for j, (k, batch) in enumerate(jobs)
-    }
+    calls = [(scenes[k].image, scenes[k].bands, scenes[k].labels, batch) for k, batch in jobs]
     results: dict[int, list[dict[str, Any]]] = {}
-    with tqdm(total=sum(len(b) for _, b in jobs), unit="tile", desc="tile index", disable=not progress, leave=False) as bar:
-        for future in as_completed(futures, loop=client.loop):
-            j = futures[future]
-            results[j] = future.result()
+    total = sum(len(b) for _, b in jobs)
+    with (
+        tqdm(total=total, unit="tile", desc="tile index", disable=not progress, leave=False) as bar,
+        contextlib.closing(bounded_map(client, index_tiles, calls)) as finished,
+    ):
+        for j, result in finished:
+            results[j] = result
             bar.update(len(jobs[j][1]))
 
     tiles: list[TileStats] = []
     totals: list[dict[int, int]] = [{} for _ in scenes]
     moments = BandMoments(0, (0.0,) * len(scenes[0].bands), (0.0,) * len(scenes[0].bands))
     for j, (k, batch) in enumerate(jobs):
-        for tile, stats in zip(batch, results[j]):
+        for tile, stats in zip(batch, results[j], strict=False):
             tiles.append(TileStats(k, tile.read, stats["valid"], stats["hist"]))
             for label, count in stats["core_hist"].items():
                 totals[k][label] = totals[k].get(label, 0) + count
@@ -229,11 +232,12 @@ def build_tile_index(
 def check_label_values(index: TileIndex, class_ids: Iterable[int], ignore_id: int | None) -> None:
     """A clear error if a label raster holds ids that are neither classes, the ignore id nor 'no label'."""
     allowed = set(class_ids) | {NODATA} | ({ignore_id} if ignore_id is not None else set())
-    for scene, totals in zip(index.scenes, index.label_totals):
+    for scene, totals in zip(index.scenes, index.label_totals, strict=False):
         unknown = {k: v for k, v in totals.items() if k not in allowed}
         if unknown:
             listed = ", ".join(f"{k} ({v} px)" for k, v in sorted(unknown.items())[:10])
             raise LabelError(
                 f"labels {scene.labels!r} hold values that are not in the class scheme: {listed}; class ids are "
-                f"{sorted(set(class_ids))}, ignore id {ignore_id}, {NODATA} = no label. Add the classes or fix the labels"
+                f"{sorted(set(class_ids))}, ignore id {ignore_id}, {NODATA} = no label. "
+                "Add the classes or fix the labels"
             )

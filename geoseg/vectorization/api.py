@@ -18,26 +18,31 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..atomic import atomic_path, check_writable
-from ..classes import CLASSES_TAG, ClassInfo, classes_from_json, resolve_classes
-from ..cluster import ClusterSpec, dask_client
-from ..errors import InputError
-from ..io.rasters import check_input_path, inspect_scene, open_raster
+from ..classes import CLASSES_TAG, ClassInfo, resolve_classes
+from ..cluster import ClusterSpec, bounded_map, dask_client
+from ..errors import InputError, UsageError
+from ..io.class_rasters import ClassRaster, inspect_class_raster
+from ..io.grid import same_grid
+from ..io.rasters import check_input_path, inspect_scene
 from ..measure import MetricFrame, metric_frame
 from ..tiling import PixelWindow, block_windows
 from .finish import PolygonOptions, finish_polygons
+from .options import VectorizeOptions
+from .rectangles import rectangle_class_ids
 from .seams import SeamMerger
+from .split import split_job, split_objects
 from .tasks import VectorizeJob, count_values, vectorize_block
 from .write import FeatureWriter, output_driver
 
-__all__ = ["vectorize", "VectorizeResult", "ClassRaster", "inspect_class_raster", "select_classes"]
+__all__ = ["vectorize", "VectorizeResult", "select_classes"]
 
 log = logging.getLogger(__name__)
 
@@ -53,57 +58,6 @@ class VectorizeResult(NamedTuple):
     seconds: float
 
 
-@dataclass(frozen=True)
-class ClassRaster:
-    """A checked single-band class raster."""
-
-    path: str
-    width: int
-    height: int
-    dtype: str
-    crs_wkt: str
-    transform: tuple[float, float, float, float, float, float]
-    nodata: float | None
-    resolution_m: float | None
-    #: The class table from the GEOSEG_CLASSES tag, or None when the raster has none.
-    scheme: tuple[ClassInfo, ...] | None
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        a, _, c, _, e, f = self.transform
-        return (c, f + e * self.height, c + a * self.width, f)
-
-
-def inspect_class_raster(path: str | os.PathLike[str]) -> ClassRaster:
-    """Check that ``path`` is a georeferenced single-band integer class raster and read its class table."""
-    info = inspect_scene(path)
-    name = str(path)
-    if info.count != 1:
-        raise InputError(
-            f"{name!r} has {info.count} bands; a class raster has one band of class ids "
-            "(the output of geoseg predict)"
-        )
-    if not np.issubdtype(np.dtype(info.dtype), np.integer):
-        raise InputError(
-            f"{name!r} holds {info.dtype} values; a class raster holds integer class ids "
-            "(uint8, as written by geoseg predict)"
-        )
-    with open_raster(path) as ds:
-        tag = ds.tags().get(CLASSES_TAG)
-    scheme = None
-    if tag:
-        try:
-            scheme = classes_from_json(tag)
-        except (ValueError, TypeError) as exc:
-            raise InputError(
-                f"{name!r}: the {CLASSES_TAG} tag is not a valid class table ({exc}); fix or remove the tag"
-            ) from None
-    return ClassRaster(
-        path=info.path, width=info.width, height=info.height, dtype=info.dtype, crs_wkt=info.crs_wkt,
-        transform=info.transform, nodata=info.nodata, resolution_m=info.resolution_m, scheme=scheme,
-    )
-
-
 def _check_confidence(path: str | os.PathLike[str], raster: ClassRaster) -> str:
     info = inspect_scene(path)
     name = str(path)
@@ -112,14 +66,8 @@ def _check_confidence(path: str | os.PathLike[str], raster: ClassRaster) -> str:
             f"confidence raster {name!r} has {info.count} band(s) of {info.dtype}; expected one uint8 band "
             "(0-255, as written by geoseg predict --confidence)"
         )
-    from rasterio.crs import CRS
-
-    same_crs = CRS.from_wkt(info.crs_wkt) == CRS.from_wkt(raster.crs_wkt)
-    tol = 1e-6 * max(abs(raster.transform[0]), abs(raster.transform[4]))
-    same_transform = all(
-        math.isclose(a, b, rel_tol=1e-9, abs_tol=tol) for a, b in zip(info.transform, raster.transform)
-    )
-    if (info.width, info.height) != (raster.width, raster.height) or not same_crs or not same_transform:
+    if not same_grid(info, raster):
+        same_crs = info.crs == raster.crs
         raise InputError(
             f"confidence raster {name!r} is not on the class raster's grid "
             f"({info.width}x{info.height} px, origin {info.transform[2]:.6g},{info.transform[5]:.6g}, "
@@ -178,7 +126,7 @@ def select_classes(
             text = str(w).strip().lower()
             text = text[len("class_"):] if text.startswith("class_") else text
             if not text.isdigit() or not 0 <= int(text) < 255:
-                raise InputError(
+                raise UsageError(
                     f"unknown class {w!r}: {raster.path!r} has no class table ({CLASSES_TAG} tag), "
                     "so give class ids 0-254 (e.g. --classes 1 or class_1)"
                 )
@@ -198,32 +146,12 @@ def _classes_present(client: Any, raster: ClassRaster, blocks: Sequence[PixelWin
     calls = [(raster.path, w) for w in blocks]
     with (
         tqdm(total=len(blocks), unit="block", desc="finding classes", disable=not progress, leave=False) as bar,
-        contextlib.closing(_in_order(client, count_values, calls)) as results,
+        contextlib.closing(bounded_map(client, count_values, calls, ordered=True)) as results,
     ):
-        for result in results:
+        for _, result in results:
             counts += result
             bar.update(1)
     return np.flatnonzero(counts).tolist()
-
-
-def _in_order(client: Any, func: Any, calls: Sequence[tuple], window: int | None = None) -> Iterator[Any]:
-    """Run ``func(*args)`` for each of ``calls`` on the cluster, at most ``window`` at once; yield results in order."""
-    nthreads = sum(client.nthreads().values()) or 1
-    window = window or max(4, 2 * nthreads + 2)
-    futures: dict[int, Any] = {}
-    submitted = 0
-    try:
-        for i in range(len(calls)):
-            while submitted < len(calls) and submitted - i < window:
-                futures[submitted] = client.submit(func, *calls[submitted], pure=False, priority=-submitted)
-                submitted += 1
-            future = futures.pop(i)
-            result = future.result()
-            future.release()
-            yield result
-    finally:
-        for future in futures.values():
-            future.cancel()
 
 
 def _vectorize_blocks(
@@ -237,18 +165,16 @@ def _vectorize_blocks(
     calls = [(job, w, i) for i, w in enumerate(blocks)]
     with (
         tqdm(total=len(blocks), unit="block", desc=desc, disable=not progress, leave=False) as bar,
-        contextlib.closing(_in_order(client, vectorize_block, calls)) as results,
+        contextlib.closing(bounded_map(client, vectorize_block, calls, ordered=True)) as results,
     ):
-        for result in results:
+        for _, result in results:
             writer.write(result.features)
             merged = merger.add(result)
             if len(merged):
-                writer.write(
-                    finish_polygons(
-                        merged.geoms, merged.class_id, merged.stats,
-                        transform=job.transform, frame=job.frame, options=job.options,
-                    )
-                )
+                whole = merged.geoms, merged.class_id, merged.stats
+                if job.split is not None:  # objects joined across seams are split whole, like the others
+                    whole = split_objects(job.split, *whole)
+                writer.write(finish_polygons(*whole, transform=job.transform, frame=job.frame, options=job.options))
             bar.update(1)
             bar.set_postfix(open=merger.open_pieces, refresh=False)
     merger.check_complete()
@@ -270,11 +196,15 @@ def vectorize(
     *,
     confidence: str | os.PathLike[str] | None = None,
     classes: str | int | Iterable[str | int] | None = None,
-    min_area: float = 4.0,
-    simplify: float = 0.5,
-    fill_holes: float = 1.0,
-    regularize: bool = False,
-    block_size: int = 4096,
+    min_area: float = VectorizeOptions.min_area,
+    simplify: float = VectorizeOptions.simplify,
+    fill_holes: float = VectorizeOptions.fill_holes,
+    regularize: bool = VectorizeOptions.regularize,
+    rectangles: bool = VectorizeOptions.rectangles,
+    block_size: int = VectorizeOptions.block_size,
+    split: bool = VectorizeOptions.split,
+    parts: str | os.PathLike[str] | None = None,
+    min_seed_area: float = VectorizeOptions.min_seed_area,
     scene_id: str | None = None,
     client: Any = None,
     scheduler: str | None = None,
@@ -292,6 +222,12 @@ def vectorize(
     ``workers`` single-threaded processes (default: one per core).  The
     output format follows ``out``'s extension (.gpkg, .geojson, .fgb,
     .parquet) and is written atomically.
+
+    With ``split`` (the default), a class raster written by a model with part
+    classes (building body, border, contact) has its touching buildings split
+    apart, using the part sidecar ``parts`` (default: ``<stem>.parts.tif``
+    beside the raster; see :mod:`geoseg.vectorization.split`); bodies smaller
+    than ``min_seed_area`` square metres seed no building of their own.
     """
     started = time.perf_counter()
     driver = output_driver(out)
@@ -303,7 +239,7 @@ def vectorize(
     )
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise InputError(f"block_size must be an integer >= 1, got {block_size!r}")
-    out = check_writable(out, overwrite=overwrite)
+    out = check_writable(out, overwrite=overwrite, inputs=[raster, confidence])
     check_input_path(raster, "class raster")
     info = inspect_class_raster(raster)
     if out.resolve() == Path(info.path):
@@ -325,24 +261,24 @@ def vectorize(
     source = scene_id if scene_id is not None else Path(raster).name
     log.info("%s: %dx%d px in %d blocks of %d px", info.path, info.width, info.height, len(blocks), block_size)
 
-    if client is not None:
-        cluster = contextlib.nullcontext(client)
-    elif scheduler:
-        cluster = dask_client(ClusterSpec(scheduler=scheduler))
-    else:
-        # rasterio's polygonising holds the GIL: one single-threaded worker process per core.
-        cluster = dask_client(ClusterSpec(workers=workers or os.cpu_count() or 1, threads_per_worker=1))
-    with cluster as c:
+    # rasterio's polygonising holds the GIL: a local cluster gets one single-threaded worker process per core.
+    spec = ClusterSpec(scheduler=scheduler, workers=workers or os.cpu_count() or 1, threads_per_worker=1)
+    with dask_client(spec, client=client) as c:
         if selected is None:
             selected = select_classes(info, None, present=_classes_present(c, info, blocks, progress))
+        options = replace(options, rectangles=rectangle_class_ids(selected) if rectangles else ())
         job = VectorizeJob(
             raster=info.path, class_ids=tuple(x.id for x in selected), height=info.height, width=info.width,
             transform=info.transform, frame=frame, options=options, confidence=conf_path,
+            split=split_job(info, parts, split=split, classes=tuple(x.id for x in selected), confidence=conf_path,
+                            min_seed_area=_check_number("min_seed_area", min_seed_area),
+                            pixel_size=options.pixel_size),
         )
         with atomic_path(out, overwrite=overwrite) as tmp:
             writer = FeatureWriter(
                 tmp, driver=driver, classes=[(x.id, x.name) for x in selected], crs_wkt=info.crs_wkt,
                 source=str(source), with_confidence=conf_path is not None, layer_name=out.stem,
+                shape_classes=options.rectangles,
             )
             try:
                 writer.open()

@@ -9,9 +9,10 @@ merged across seams), so an object's outcome never depends on the block grid.
 
 Order of operations, all in metres (see :mod:`geoseg.measure`): canonical
 form (collinear vertices dropped, rings normalised), holes smaller than
-``fill_holes`` filled, objects smaller than ``min_area`` dropped, optional
-squaring (:mod:`geoseg.regularize`), topology-preserving simplification,
-repair of anything invalid, measurement.
+``fill_holes`` filled, optional squaring (:mod:`geoseg.regularize`) or
+topology-preserving simplification, repair of anything invalid, measurement,
+and last, objects whose final area is under ``min_area`` dropped: the area
+that decides is the area written to the output.
 """
 
 from __future__ import annotations
@@ -22,20 +23,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..measure import MetricFrame
+from .options import VectorizeOptions
 
 __all__ = ["PolygonOptions", "FeatureBatch", "PieceStats", "finish_polygons", "polygonal_parts"]
 
 
 @dataclass(frozen=True)
 class PolygonOptions:
-    """Post-processing settings, in metres and square metres."""
+    """Post-processing settings, in metres and square metres (defaults: :class:`VectorizeOptions`)."""
 
-    min_area: float = 4.0
-    simplify: float = 0.5
-    fill_holes: float = 1.0
-    regularize: bool = False
+    min_area: float = VectorizeOptions.min_area
+    simplify: float = VectorizeOptions.simplify
+    fill_holes: float = VectorizeOptions.fill_holes
+    regularize: bool = VectorizeOptions.regularize
     #: Ground size of one pixel in metres (sets the squaring grid).
     pixel_size: float = 1.0
+    #: Class ids finished as oriented rectangles (vehicles; see :mod:`geoseg.vectorization.rectangles`).
+    rectangles: tuple[int, ...] = ()
 
     @property
     def regularize_cell(self) -> float:
@@ -69,6 +73,8 @@ class FeatureBatch:
     #: Mean and maximum confidence in 0..1 (NaN where no confidence was read), or None without a confidence raster.
     conf_mean: np.ndarray | None = None
     conf_max: np.ndarray | None = None
+    #: Rectangle classes: ``(n, 4)`` orientation_deg, length_m, width_m, rect_fill (NaN for other classes), or None.
+    shape: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.wkb)
@@ -78,6 +84,7 @@ class FeatureBatch:
             self.wkb[index], self.class_id[index], self.area_m2[index], self.perimeter_m[index],
             None if self.conf_mean is None else self.conf_mean[index],
             None if self.conf_max is None else self.conf_max[index],
+            None if self.shape is None else self.shape[index],
         )
 
     @staticmethod
@@ -93,6 +100,8 @@ class FeatureBatch:
             np.concatenate([b.perimeter_m for b in batches]),
             np.concatenate([b.conf_mean for b in batches]) if with_conf else None,
             np.concatenate([b.conf_max for b in batches]) if with_conf else None,
+            np.concatenate([np.full((len(b), 4), np.nan) if b.shape is None else b.shape for b in batches])
+            if any(b.shape is not None for b in batches) else None,
         )
 
 
@@ -174,6 +183,10 @@ def finish_polygons(
     if len(pixel_geoms) == 0:
         empty = None if stats is None else np.zeros(0)
         return FeatureBatch(conf_mean=empty, conf_max=empty)
+    if options.rectangles:
+        from .rectangles import finish_with_rectangles
+
+        return finish_with_rectangles(pixel_geoms, class_ids, stats, transform=transform, frame=frame, options=options)
     # Canonical form in exact pixel coordinates: the same object gives the same rings however it was assembled.
     parts, owner = polygonal_parts(pixel_geoms)
     # Tolerance 0 only drops collinear vertices, which cannot change a valid polygon: plain Douglas-Peucker will do.
@@ -183,11 +196,14 @@ def finish_polygons(
     if options.fill_holes > 0:
         parts, metric = _fill_holes(parts, metric, frame, options.fill_holes)
 
-    n = len(pixel_geoms)
-    area = np.bincount(owner, weights=frame.area_m2(metric), minlength=n)
-    keep_feature = area >= options.min_area
-    keep = keep_feature[owner]
-    parts, metric, owner = parts[keep], metric[keep], owner[keep]
+    if options.min_area > 0 and not options.regularize:
+        # Cheap early drop of objects that no simplification can bring up to min_area: Douglas-Peucker keeps
+        # the outline within ``simplify`` of itself, so the area changes by less than perimeter x simplify.
+        n = len(pixel_geoms)
+        area = np.bincount(owner, weights=frame.area_m2(metric), minlength=n)
+        reach = np.bincount(owner, weights=frame.length_m(metric), minlength=n) * options.simplify
+        keep = (area + 2 * reach >= options.min_area)[owner]
+        parts, metric, owner = parts[keep], metric[keep], owner[keep]
 
     changed = False
     if options.regularize and len(metric):
@@ -208,11 +224,21 @@ def finish_polygons(
     metric = frame.to_metric(parts) if (changed or not frame.native) else parts
 
     features, owner = np.unique(owner, return_inverse=True)
+    area = np.bincount(owner, weights=frame.area_m2(metric), minlength=len(features))
+    if options.min_area > 0:
+        keep_feature = area >= options.min_area
+        if not keep_feature.all():
+            keep = keep_feature[owner]
+            parts, metric, area = parts[keep], metric[keep], area[keep_feature]
+            features, owner = np.unique(features[owner[keep]], return_inverse=True)
+        if len(parts) == 0:
+            return finish_polygons(pixel_geoms[:0], class_ids[:0], stats, transform=transform, frame=frame,
+                                   options=options)
     multi = shapely.multipolygons(parts, indices=owner)
     batch = FeatureBatch(
         wkb=shapely.to_wkb(multi),
         class_id=class_ids[features],
-        area_m2=np.bincount(owner, weights=frame.area_m2(metric), minlength=len(features)),
+        area_m2=area,
         perimeter_m=np.bincount(owner, weights=frame.length_m(metric), minlength=len(features)),
     )
     if stats is not None:

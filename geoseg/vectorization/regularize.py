@@ -106,7 +106,7 @@ def _wall_positions(outline, points: np.ndarray, *, axis: int, lo: float, hi: fl
     rings += list(shapely.get_interior_ring(outline, range(shapely.get_num_interior_rings(outline))))
     for ring in rings:
         coords = np.asarray(shapely.get_coordinates(ring))
-        for p0, p1 in zip(coords[:-1], coords[1:]):
+        for p0, p1 in zip(coords[:-1], coords[1:], strict=True):
             along = abs(p1[1 - axis] - p0[1 - axis])
             if along < merge or abs(p1[axis] - p0[axis]) > along * math.tan(math.radians(20)):
                 continue
@@ -118,7 +118,7 @@ def _wall_positions(outline, points: np.ndarray, *, axis: int, lo: float, hi: fl
             weights.append(along)
     order = np.argsort(positions)
     cluster: list[tuple[float, float]] = []
-    for p, w in zip(np.asarray(positions)[order], np.asarray(weights)[order]):
+    for p, w in zip(np.asarray(positions)[order], np.asarray(weights)[order], strict=True):
         if cluster and p - cluster[-1][0] <= merge:
             cp, cw = cluster[-1]
             cluster[-1] = ((cp * cw + p * w) / (cw + w), cw + w)

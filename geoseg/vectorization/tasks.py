@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from ..io.rasters import open_raster, read_window
 from ..measure import MetricFrame
 from ..tiling import PixelWindow
 from .finish import FeatureBatch, PieceStats, PolygonOptions, finish_polygons, polygonal_parts
+from .split import SplitJob, split_objects
 
 __all__ = [
-    "VectorizeJob", "BlockResult", "OpenPieces", "pixel_transform", "vectorize_block", "count_values",
+    "VectorizeJob", "BlockResult", "OpenPieces", "pixel_transform", "vectorize_block", "trace_block", "count_values",
     "SIDES",
 ]
 
@@ -47,6 +49,8 @@ class VectorizeJob:
     frame: MetricFrame
     options: PolygonOptions
     confidence: str | None = None
+    #: Split touching buildings of whole objects (see :mod:`geoseg.vectorization.split`); None: no splitting.
+    split: SplitJob | None = None
 
 
 @dataclass
@@ -84,30 +88,6 @@ def pixel_transform(window: PixelWindow):
     return Affine(1.0, 0.0, float(window.col_off), 0.0, -1.0, -float(window.row_off))
 
 
-def _read_band(ds, window: PixelWindow) -> tuple[np.ndarray, np.ndarray | None]:
-    """Band 1 of ``window`` and its internal mask (None without one); a clear error if unreadable.
-
-    The nodata value is left to the caller.
-    """
-    from rasterio.enums import MaskFlags
-    from rasterio.windows import Window
-
-    win = Window(window.col_off, window.row_off, window.width, window.height)
-    failure = None
-    try:
-        data = ds.read(1, window=win)
-        mask = ds.read_masks(1, window=win) > 0 if MaskFlags.per_dataset in ds.mask_flag_enums[0] else None
-    except Exception as exc:  # GDAL's errors do not survive pickling back to the client: keep their text only
-        text = str(exc.__cause__ or exc).strip()
-        failure = text.splitlines()[0] if text else type(exc).__name__
-    if failure is not None:
-        raise InputError(
-            f"{ds.name!r}: reading rows {window.row_off}:{window.row_end}, cols {window.col_off}:{window.col_end} "
-            f"failed ({failure}); the file may be corrupt or truncated"
-        )
-    return data, mask
-
-
 def _nodata(ds) -> int | None:
     nodata = ds.nodata
     return int(nodata) if nodata is not None and float(nodata).is_integer() else None
@@ -115,16 +95,12 @@ def _nodata(ds) -> int | None:
 
 def count_values(raster: str, window: PixelWindow) -> np.ndarray:
     """Pixel counts of the valid values 0..254 in one block (to find the classes present)."""
-    from ..io.rasters import open_raster
-
     with open_raster(raster) as ds:
-        data, mask = _read_band(ds, window)
+        (data,), mask = read_window(raster, window, dataset=ds, dtype=None)
         nodata = _nodata(ds)
-    keep = (data >= 0) & (data < 255)
+    keep = (data >= 0) & (data < 255) & mask
     if nodata is not None:
         keep &= data != nodata
-    if mask is not None:
-        keep &= mask
     return np.bincount(data[keep].astype(np.int64), minlength=255)[:255]
 
 
@@ -151,13 +127,13 @@ def _piece_stats(geoms: np.ndarray, crop: PixelWindow, job: VectorizeJob) -> Pie
     """Sum, count and maximum of valid confidence values under each polygon (all inside ``crop``)."""
     from rasterio.features import rasterize
 
-    from ..io.rasters import open_raster
-
     n = len(geoms)
     if n == 0:
         return PieceStats.empty()
+    if job.confidence is None:
+        raise ValueError("confidence statistics need the job's confidence raster")
     with open_raster(job.confidence) as ds:
-        conf, mask = _read_band(ds, crop)
+        (conf,), mask = read_window(job.confidence, crop, dataset=ds, dtype=None)
         nodata = _nodata(ds)
     # Polygons follow pixel edges, so burning them by pixel centre gives back exactly their pixels.
     labels = rasterize(
@@ -167,11 +143,9 @@ def _piece_stats(geoms: np.ndarray, crop: PixelWindow, job: VectorizeJob) -> Pie
         fill=0,
         dtype="int32",
     )
-    use = labels > 0
+    use = (labels > 0) & mask
     if nodata is not None:
         use &= conf != nodata
-    if mask is not None:
-        use &= mask
     idx = labels[use]
     values = conf[use]
     count = np.bincount(idx, minlength=n + 1)[1:].astype(np.int64)
@@ -203,16 +177,24 @@ def _polygons_from_geojson(geojson: list[dict]) -> np.ndarray:
 
 def vectorize_block(job: VectorizeJob, window: PixelWindow, index: int) -> BlockResult:
     """Polygonise the selected classes of one block (opens the raster itself)."""
-    import shapely
-    from rasterio.features import shapes
-
-    from ..io.rasters import open_raster
-
     with open_raster(job.raster) as ds:  # closing it frees its cached blocks
-        data, mask = _read_band(ds, window)
+        (data,), mask = read_window(job.raster, window, dataset=ds, dtype=None)
         nodata = _nodata(ds)
     if nodata in job.class_ids:  # select_classes refuses this already; a job built elsewhere may not
         raise InputError(f"class id {nodata} is the raster's nodata value; it cannot be vectorised")
+    return trace_block(job, window, index, data, mask)
+
+
+def trace_block(job: VectorizeJob, window: PixelWindow, index: int, data: np.ndarray, mask: np.ndarray) -> BlockResult:
+    """Polygonise the selected classes of ``data``, the class ids of ``window``, where ``mask`` is True.
+
+    The array half of :func:`vectorize_block`, for callers that already hold
+    the window (evaluation traces truth rasters with it, so truth and
+    predictions are polygonised alike).  ``job.raster`` is not read.
+    """
+    import shapely
+    from rasterio.features import shapes
+
     if len(job.class_ids) == 1:
         selected = data == job.class_ids[0]
     elif data.dtype == np.uint8:
@@ -222,8 +204,7 @@ def vectorize_block(job: VectorizeJob, window: PixelWindow, index: int) -> Block
     else:
         selected = np.isin(data, job.class_ids)
     labels = data if data.dtype == np.uint8 else np.where(selected, data, 0).astype(np.uint8)
-    if mask is not None:
-        selected &= mask
+    selected &= mask
     with_conf = job.confidence is not None
     empty_stats = PieceStats.empty() if with_conf else None
     interior = {
@@ -234,8 +215,11 @@ def vectorize_block(job: VectorizeJob, window: PixelWindow, index: int) -> Block
     }
     edge_len = {"top": window.width, "bottom": window.width, "left": window.height, "right": window.height}
     if not selected.any():
-        edges = {s: np.full(edge_len[s], -1, dtype=np.int32) for s in SIDES if interior[s]}
-        features = finish_polygons([], [], empty_stats, transform=job.transform, frame=job.frame, options=job.options)
+        edges: dict[str, np.ndarray] = {s: np.full(edge_len[s], -1, dtype=np.int32) for s in SIDES if interior[s]}
+        features = finish_polygons(
+            np.empty(0, dtype=object), np.empty(0, dtype=np.int32), empty_stats,
+            transform=job.transform, frame=job.frame, options=job.options,
+        )
         return BlockResult(index, window, features, OpenPieces(stats=empty_stats), edges)
 
     # Trace only the bounding box of the selected pixels: small classes are often sparse.
@@ -262,14 +246,14 @@ def vectorize_block(job: VectorizeJob, window: PixelWindow, index: int) -> Block
     stats = _piece_stats(geoms, crop, job) if with_conf else None
 
     final = np.flatnonzero(~is_open)
-    features = finish_polygons(
-        geoms[final], classes[final], None if stats is None else stats.take(final),
-        transform=job.transform, frame=job.frame, options=job.options,
-    )
+    whole = geoms[final], classes[final], None if stats is None else stats.take(final)
+    if job.split is not None:  # on whole objects only, so the block grid never changes the split
+        whole = split_objects(job.split, *whole)
+    features = finish_polygons(*whole, transform=job.transform, frame=job.frame, options=job.options)
 
     opened = np.flatnonzero(is_open)
     open_geoms = geoms[opened]
-    edges: dict[str, np.ndarray] = {}
+    edges = {}
     tree = shapely.STRtree(open_geoms) if len(opened) else None
     rows = -(window.row_off + np.arange(window.height) + 0.5)
     cols = window.col_off + np.arange(window.width) + 0.5

@@ -4,7 +4,10 @@ The format follows the output's extension; an unknown extension is an error.
 A GeoPackage gets one layer per class (named after the class), each created
 up front, so a class without features still has its (empty) layer.  The other
 formats hold one layer with every class, told apart by the ``class_id`` and
-``class_name`` columns.  Every geometry is a MultiPolygon in the raster's CRS.
+``class_name`` columns.  Every geometry is a MultiPolygon in the raster's CRS,
+except in GeoJSON, which is written as RFC 7946 says: WGS 84 longitude and
+latitude (reprojected by GDAL), counter-clockwise outer rings, 7 decimals.
+GeoParquet needs pyarrow (the ``parquet`` extra).
 
 Features are written in batches as they arrive: straight into the GeoPackage
 (spatial index kept by GDAL), or, for formats that cannot be appended to, into
@@ -61,7 +64,7 @@ def output_driver(path: str | os.PathLike[str]) -> str:
             import pyarrow.parquet  # noqa: F401
         except ImportError:
             raise ConfigError(
-                "GeoParquet output needs pyarrow; install it (pip install pyarrow) or write .gpkg"
+                "GeoParquet output needs pyarrow; install it (pip install 'geoseg[parquet]') or write .gpkg"
             ) from None
     return driver
 
@@ -93,8 +96,12 @@ class FeatureWriter:
         source: str,
         with_confidence: bool,
         layer_name: str = "features",
+        rfc7946: bool = True,
+        shape_classes: Sequence[int] = (),
     ) -> None:
         self.path = Path(path)
+        #: GeoJSON only: write RFC 7946 (WGS 84 lon/lat); False keeps the raster's CRS (GeoJSON 2008).
+        self.rfc7946 = rfc7946
         self.driver = driver
         self.crs_wkt = crs_wkt
         self.source = source
@@ -114,18 +121,24 @@ class FeatureWriter:
             self.store = self.path.with_name(f"{self.path.stem}{TMP_MARKER}spill.gpkg")
             self.layers = {i: layer_name for i in self.names}
         self.layer_name = layer_name
+        #: Layers that get the shape columns of oriented rectangles (vehicles; geoseg.vectorization.rectangles).
+        self.shape_layers = {self.layers[int(i)] for i in shape_classes if int(i) in self.layers}
         self._buffer: list[FeatureBatch] = []
         self._buffered = 0
         self._created = False
 
     # -- columns -----------------------------------------------------------------------------
-    def _fields(self) -> list[str]:
+    def _fields(self, layer: str | None = None) -> list[str]:
         fields = ["class_id", "class_name", "area_m2", "perimeter_m"]
         if self.with_confidence:
             fields += ["conf_mean", "conf_max"]
+        if layer in self.shape_layers:
+            from .rectangles import SHAPE_FIELDS
+
+            fields += list(SHAPE_FIELDS)
         return [*fields, "source"]
 
-    def _field_data(self, batch: FeatureBatch) -> list[np.ndarray]:
+    def _field_data(self, batch: FeatureBatch, layer: str | None = None) -> list[np.ndarray]:
         names = np.array([self.names[int(i)] for i in batch.class_id], dtype=object)
         data = [
             batch.class_id.astype(np.int32), names, batch.area_m2.astype(np.float64),
@@ -137,6 +150,9 @@ class FeatureWriter:
                 np.full(n, np.nan) if batch.conf_mean is None else batch.conf_mean.astype(np.float64),
                 np.full(n, np.nan) if batch.conf_max is None else batch.conf_max.astype(np.float64),
             ]
+        if layer in self.shape_layers:
+            shape = np.full((len(batch), 4), np.nan) if batch.shape is None else batch.shape.astype(np.float64)
+            data += [shape[:, k].copy() for k in range(shape.shape[1])]
         return [*data, np.full(len(batch), self.source, dtype=object)]
 
     def _write(self, layer: str, batch: FeatureBatch, *, create: bool) -> None:
@@ -149,8 +165,9 @@ class FeatureWriter:
                 options["dataset_options"] = {"VERSION": GPKG_VERSION}
         with _unsynced_sqlite():
             write(
-                str(self.store), batch.wkb, self._field_data(batch), self._fields(), layer=layer, driver="GPKG",
-                geometry_type=GEOMETRY_TYPE, crs=self.crs_wkt, append=not create, promote_to_multi=True, **options,
+                str(self.store), batch.wkb, self._field_data(batch, layer), self._fields(layer), layer=layer,
+                driver="GPKG", geometry_type=GEOMETRY_TYPE, crs=self.crs_wkt, append=not create, promote_to_multi=True,
+                **options,
             )
         self._created = True
 
@@ -185,7 +202,7 @@ class FeatureWriter:
                 self.counts[self.names[class_id]] += len(part)
         else:
             self._write(self.layer_name, batch, create=False)
-            for class_id, n in zip(*np.unique(batch.class_id, return_counts=True)):
+            for class_id, n in zip(*np.unique(batch.class_id, return_counts=True), strict=True):
                 self.counts[self.names[int(class_id)]] += int(n)
 
     def close(self) -> dict[str, int]:
@@ -213,10 +230,12 @@ class FeatureWriter:
     def _convert_with_gdal(self) -> None:
         import pyogrio
 
+        options = {"RFC7946": "YES"} if self.driver == "GeoJSON" and self.rfc7946 else {}
         with pyogrio.open_arrow(str(self.store), layer=self.layer_name, use_pyarrow=False) as (meta, stream):
             pyogrio.write_arrow(
                 stream, str(self.path), layer=self.layer_name, driver=self.driver,
                 geometry_name=meta["geometry_name"] or "geom", geometry_type=GEOMETRY_TYPE, crs=self.crs_wkt,
+                layer_options=options,
             )
 
     def _convert_to_parquet(self) -> None:

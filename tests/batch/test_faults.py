@@ -53,7 +53,8 @@ def reference(tmp_path_factory, archive, model):
     result = cli("-q", "batch", "run", "--config", str(config))
     assert result.returncode == 0, result.stderr
     hashes = output_hashes(folder / "out")
-    assert len(hashes) == 3 * len(SCENES)
+    # landcover.tif, its landcover.qml, confidence.tif and item.json per scene, and the collection.
+    assert len(hashes) == 4 * len(SCENES) + 1
     return hashes
 
 
@@ -84,7 +85,8 @@ def scene_running(root: Path):
 def test_sigkill_at_any_moment_then_rerun_gives_identical_outputs(tmp_path, archive, model, reference, moment):
     config = write_config(tmp_path / "b.yaml", archive=archive, model=model, concurrency=1)
     root = tmp_path / "out"
-    when = {"scene running": scene_running, "during predict": predict_in_progress, "after first scene": any_done}[moment]
+    when = {"scene running": scene_running, "during predict": predict_in_progress,
+            "after first scene": any_done}[moment]
     assert run_until_then_kill(config, when(root)) == "killed"
     rows = manifest_rows(root / "manifest.sqlite")
     assert len([r for r in rows.values() if r["status"] == "done"]) < len(SCENES)
@@ -104,11 +106,15 @@ def test_a_killed_worker_does_not_lose_a_scene(tmp_path, archive, model, referen
                           retry_backoff=0.5)
     root = tmp_path / "out"
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
         Client(cluster, set_as_default=False) as client,
     ):
         outcome: dict = {}
-        runner = threading.Thread(target=lambda: outcome.update(summary=run_batch(config, scheduler=cluster.scheduler_address)))
+        runner = threading.Thread(
+            target=lambda: outcome.update(summary=run_batch(config, scheduler=cluster.scheduler_address))
+        )
         runner.start()
         deadline = time.monotonic() + 120
         while not predict_in_progress(root)() and time.monotonic() < deadline:

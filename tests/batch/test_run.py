@@ -19,6 +19,7 @@ from support.batch_tools import (
     write_config,
     write_crop,
 )
+from support.stac_validation import validate_stac
 
 from geoseg.batch import batch_status, run_batch
 from geoseg.batch.config import load_batch_config
@@ -68,14 +69,15 @@ def thread_cluster():
 
 def check_item(folder: Path, source: Path, row: dict) -> dict:
     item = json.loads((folder / "item.json").read_text())
-    assert item["stac_version"] == "1.0.0" and item["id"] == folder.name
+    validate_stac(item)
+    assert item["stac_version"] == "1.1.0" and item["id"] == folder.name
     assert item["properties"]["geoseg:key"] == row["key"]
     with rasterio.open(source) as src:
         epsg = src.crs.to_epsg()
         from rasterio.warp import transform_bounds
 
         west, _, _, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
-    assert item["properties"]["proj:epsg"] == epsg
+    assert item["properties"]["proj:code"] == f"EPSG:{epsg}"
     bbox = item["bbox"]
     assert bbox[0] == pytest.approx(west, abs=1e-5) and bbox[3] == pytest.approx(north, abs=1e-5)
     assert item["properties"]["datetime"] is None and item["properties"]["start_datetime"]
@@ -92,7 +94,8 @@ def test_archive_with_bad_scenes_via_the_cli(tmp_path, archive, model):
     result = cli("-q", "batch", "run", "--config", str(config))
     assert result.returncode == 1, result.stderr
     rows = manifest_rows(root / "manifest.sqlite")
-    assert {k: r["status"] for k, r in rows.items()} == {**dict.fromkeys(GOOD, "done"), "corrupt": "failed", "no_crs": "failed"}
+    expected = {**dict.fromkeys(GOOD, "done"), "corrupt": "failed", "no_crs": "failed"}
+    assert {k: r["status"] for k, r in rows.items()} == expected
     assert rows["corrupt"]["reason"].startswith("InputError:") and "not a readable GeoTIFF" in rows["corrupt"]["reason"]
     assert "has no CRS" in rows["no_crs"]["reason"]
     assert rows["corrupt"]["failure_kind"] == "permanent" and rows["corrupt"]["attempts"] == 1
@@ -100,12 +103,18 @@ def test_archive_with_bad_scenes_via_the_cli(tmp_path, archive, model):
 
     for name in GOOD:
         folder = root / name
-        assert sorted(p.name for p in folder.iterdir()) == ["confidence.tif", "item.json", "landcover.tif"]
+        assert sorted(p.name for p in folder.iterdir()) == ["confidence.tif", "item.json", "landcover.qml",
+                                                            "landcover.tif"]
         check_item(folder, archive / f"{name}.tif", rows[name])
         with rasterio.open(folder / "landcover.tif") as out, rasterio.open(archive / f"{name}.tif") as src:
             assert (out.width, out.height, out.crs, out.transform) == (src.width, src.height, src.crs, src.transform)
         outputs = json.loads(rows[name]["outputs"])
-        assert {o["sha256"] for o in outputs.values()} == {file_sha256(folder / Path(o["path"]).name) for o in outputs.values()}
+        on_disk = {file_sha256(folder / Path(o["path"]).name) for o in outputs.values()}
+        assert {o["sha256"] for o in outputs.values()} == on_disk
+    collection = json.loads((root / "collection.json").read_text())
+    validate_stac(collection)
+    assert sorted(link["href"] for link in collection["links"] if link["rel"] == "item") == \
+        [f"./{name}/item.json" for name in sorted(GOOD)]
     logs = list((root / "logs").glob("*.log"))
     assert len(logs) == 1 and "corrupt failed (permanent)" in logs[0].read_text()
     assert not temporaries(root)
@@ -144,7 +153,8 @@ def test_changed_steps_reprocess_and_unchanged_ones_do_not(tmp_path, small_archi
 
     write_config(config, archive=small_archive, model=model, predict={"overlap": 32})
     dry = run_batch(config, scheduler=scheduler, dry_run=True)
-    assert [p.reason for p in dry.planned] == ["changed key", "changed key"] and not (tmp_path / "out" / "logs" / "x").exists()
+    assert [p.reason for p in dry.planned] == ["changed key", "changed key"]
+    assert not (tmp_path / "out" / "logs" / "x").exists()
     second = run_batch(config, scheduler=scheduler)
     assert second.processed == 2
     rows = manifest_rows(tmp_path / "out" / "manifest.sqlite")
@@ -172,7 +182,8 @@ def test_changed_steps_reprocess_and_unchanged_ones_do_not(tmp_path, small_archi
     save_yaml(config, data)
     assert run_batch(config, scheduler=scheduler).processed == 2
     assert not gpkg.exists()  # an output of an earlier key that is no longer made goes
-    assert sorted(p.name for p in gpkg.parent.iterdir()) == ["confidence.tif", "item.json", "landcover.tif"]
+    assert sorted(p.name for p in gpkg.parent.iterdir()) == ["confidence.tif", "item.json", "landcover.qml",
+                                                             "landcover.tif"]
 
 
 def load_yaml(path: Path) -> dict:
@@ -201,7 +212,8 @@ def test_missing_or_altered_outputs_are_rebuilt_identically(tmp_path, small_arch
     item = root / "new_brunswick" / "item.json"
     os.utime(item, ns=(time.time_ns(), time.time_ns() + 10**9))  # touched, same bytes: verified, not rebuilt
     dry = run_batch(config, scheduler=scheduler, dry_run=True)
-    assert {p.scene_id: p.reason for p in dry.planned} == {"kampala": "outputs missing", "new_brunswick": "outputs changed"}
+    reasons = {p.scene_id: p.reason for p in dry.planned}
+    assert reasons == {"kampala": "outputs missing", "new_brunswick": "outputs changed"}
     summary = run_batch(config, scheduler=scheduler)
     assert summary.processed == 2 and summary.exit_code == 0
     assert output_hashes(root) == before

@@ -265,8 +265,8 @@ def test_item_is_stac_in_wgs84_with_relative_assets(make_raster):
         assets={"landcover": Asset("./landcover.tif", "image/tiff", "t", ("data",), "ab" * 32, 5)},
         properties={"geoseg:key": "k"},
     )
-    assert item["stac_version"] == "1.0.0" and item["type"] == "Feature"
-    assert item["properties"]["datetime"] == "2020-05-18T10:22:01Z" and item["properties"]["proj:epsg"] == 32633
+    assert item["stac_version"] == "1.1.0" and item["type"] == "Feature"
+    assert item["properties"]["datetime"] == "2020-05-18T10:22:01Z" and item["properties"]["proj:code"] == "EPSG:32633"
     lon0, lat0, lon1, lat1 = item["bbox"]
     assert 14 < lon0 < lon1 < 15.1 and 36 < lat0 < lat1 < 36.2
     ring = item["geometry"]["coordinates"][0]
@@ -290,7 +290,8 @@ def test_stac_catalog_input(tmp_path):
                 "geometry": None, "links": [], "assets": assets}
 
     docs = {
-        "items/one.json": item("../../etc/x", {"visual": {"href": "../img/a.tif", "type": "image/tiff; application=geotiff",
+        "items/one.json": item("../../etc/x", {"visual": {"href": "../img/a.tif",
+                                                          "type": "image/tiff; application=geotiff",
                                                           "roles": ["data"]}}, {"datetime": "2021-01-01T00:00:00Z"}),
         "items/two.json": item("remote", {"data": {"href": "https://example.com/b.tif", "type": "image/tiff"}}),
         "items/three.json": item("nogeotiff", {"meta": {"href": "x.xml", "type": "application/xml"}}),

@@ -50,7 +50,9 @@ def make_bad_inputs(tmp_path: Path, make_raster) -> dict[str, tuple[Path, str]]:
         "missing": (tmp_path / "nope.tif", "does not exist"),
         "no CRS": (make_raster("nocrs.tif", rgb, crs=None), "has no CRS"),
         "no geotransform": (make_raster("nogt.tif", rgb, transform=Affine.identity()), "no geotransform"),
-        "rotated": (make_raster("rot.tif", rgb, transform=Affine(0.5, 0.1, 500000, 0.1, -0.5, 4e6)), "rotated or sheared"),
+        "rotated": (
+            make_raster("rot.tif", rgb, transform=Affine(0.5, 0.1, 500000, 0.1, -0.5, 4e6)), "rotated or sheared"
+        ),
         "two bands": (make_raster("two.tif", rgb[:2]), "expects 3"),
         "uint16": (make_raster("u16.tif", rgb.astype(np.uint16)), "expects uint8"),
     }

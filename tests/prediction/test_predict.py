@@ -46,7 +46,9 @@ def reference(model, scene):
     seed=st.integers(0, 10_000),
 )
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_per_pixel_network_stitched_equals_whole_scene(tmp_path_factory, client, tile, overlap_frac, height_tiles, width_tiles, blend, seed):
+def test_per_pixel_network_stitched_equals_whole_scene(
+    tmp_path_factory, client, tile, overlap_frac, height_tiles, width_tiles, blend, seed
+):
     tmp = tmp_path_factory.mktemp("prop")
     rng = np.random.default_rng(seed)
     height, width = max(1, int(height_tiles * tile)), max(1, int(width_tiles * tile))

@@ -104,12 +104,19 @@ def write_config(path: Path, *, archive: Path, model: Path, output: str = "out",
 
 
 def output_hashes(root: Path) -> dict[str, str]:
-    """sha256 of every scene output under ``root`` (not the manifest, its lock or the logs)."""
+    """sha256 of every output under ``root`` (not the manifest, its lock or the logs).
+
+    The collection's ``self`` link is the absolute URI of where it lies: it is hashed as ``self`` so that
+    archives written to different folders compare equal.
+    """
     out = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
         if path.is_file() and not rel.startswith(("logs/", "manifest.sqlite")):
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+            data = path.read_bytes()
+            if rel == "collection.json":
+                data = data.replace(root.resolve().as_uri().encode(), b"self")
+            out[rel] = hashlib.sha256(data).hexdigest()
     return out
 
 
@@ -129,8 +136,8 @@ def manifest_rows(path: Path) -> dict[str, dict]:
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "geoseg", *args], check=False, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run([sys.executable, "-m", "geoseg", *args], check=False, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def run_until_then_kill(config: Path, when: Callable[[], bool], *, timeout: float = 120) -> str:
@@ -143,7 +150,9 @@ def run_until_then_kill(config: Path, when: Callable[[], bool], *, timeout: floa
     try:
         while not when():
             if proc.poll() is not None:
-                raise AssertionError(f"the run ended (rc {proc.returncode}) before the kill point: {proc.stderr.read()}")
+                raise AssertionError(
+                    f"the run ended (rc {proc.returncode}) before the kill point: {proc.stderr.read()}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError("the kill point was never reached")
             time.sleep(0.02)

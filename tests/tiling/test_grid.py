@@ -1,4 +1,4 @@
-"""Tiling, blending and stitching maths: pure, property-tested."""
+"""Tiling and blend-weight maths: pure, property-tested (stitching: tests/prediction/test_stitch.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geoseg.prediction.blend import tile_weights
-from geoseg.prediction.stitch import BandStitcher, quantisation_scale, quantise_tile
 from geoseg.tiling import PixelWindow, axis_tiles, tile_grid
 
 
@@ -26,7 +25,7 @@ def test_axis_cores_partition_and_halo(params):
     length, tile, overlap = params
     parts = axis_tiles(length, tile, overlap)
     assert parts[0][1] == 0 and parts[-1][2] == length
-    for (s, c0, c1), nxt in zip(parts, parts[1:] + [None]):
+    for (s, c0, c1), nxt in zip(parts, parts[1:] + [None], strict=True):
         assert c0 < c1
         assert s <= c0 and c1 <= s + tile  # core inside the read window
         if nxt is not None:
@@ -71,37 +70,3 @@ def test_weights_zero_outside_scene_and_positive_inside(mode):
         assert (w[outside] == 0).all()
         total[inside.relative_to(PixelWindow(0, 0, 50, 30))] += w[rows, cols]
     assert (total > 0).all()
-
-
-def test_stitcher_is_order_independent_and_bounded():
-    rng = np.random.default_rng(1)
-    height, width, classes = 70, 45, 3
-    tiles = tile_grid(height, width, 24, 8)
-    scale = quantisation_scale(tiles)
-    qs = []
-    for t in tiles:
-        p = rng.random((classes, 24, 24)).astype(np.float32)
-        p /= p.sum(0)
-        qs.append((t, quantise_tile(p, np.ones((24, 24), bool), t, height, width, "hann", scale)))
-
-    def run(order):
-        out = np.full((height, width), 99, np.uint8)
-        live = []
-
-        def sink(band):
-            r = band.window
-            out[r.row_off : r.row_end, :] = band.class_ids
-
-        s = BandStitcher(tiles, height=height, width=width, class_ids=[0, 1, 2], sink=sink)
-        for i in order:
-            s.add(*qs[i])
-            live.append(s.live_bands)
-        assert s.complete
-        return out, max(live)
-
-    forward, live_fwd = run(range(len(qs)))
-    backward, _ = run(reversed(range(len(qs))))
-    shuffled, _ = run(rng.permutation(len(qs)))
-    assert (forward == backward).all() and (forward == shuffled).all()
-    assert set(np.unique(forward)) <= {0, 1, 2}
-    assert live_fwd <= 3  # row-major arrival keeps only neighbouring bands alive

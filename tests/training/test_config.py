@@ -142,7 +142,9 @@ def scene_folder(tmp_path, make_raster):
     from rasterio.transform import from_origin
 
     rng = np.random.default_rng(0)
-    make_raster("img.tif", rng.integers(0, 255, (3, 64, 64), dtype=np.uint8), transform=from_origin(500000, 4000000, 1, 1))
+    make_raster(
+        "img.tif", rng.integers(0, 255, (3, 64, 64), dtype=np.uint8), transform=from_origin(500000, 4000000, 1, 1)
+    )
     return tmp_path
 
 
@@ -157,7 +159,8 @@ def test_train_reports_labels_that_miss_the_image(scene_folder):
     import geopandas as gpd
     from shapely.geometry import box
 
-    gpd.GeoDataFrame({"class_id": [1]}, geometry=[box(0, 0, 10, 10)], crs="EPSG:32633").to_file(scene_folder / "labels.gpkg")
+    labels = gpd.GeoDataFrame({"class_id": [1]}, geometry=[box(0, 0, 10, 10)], crs="EPSG:32633")
+    labels.to_file(scene_folder / "labels.gpkg")
     with pytest.raises(LabelError, match="overlap the image"):
         geoseg.train(load_config(MINIMAL, base_dir=scene_folder), scene_folder / "m.safetensors")
 
@@ -168,7 +171,8 @@ def test_train_reports_label_raster_values_outside_the_scheme(scene_folder, make
     labels = np.zeros((64, 64), np.uint8)
     labels[:5, :5] = 7
     make_raster("labels.tif", labels, transform=from_origin(500000, 4000000, 1, 1))
-    cfg = {**MINIMAL, "scenes": [{"image": "img.tif", "labels": "labels.tif"}], "tile_size": 32, "cluster": {"workers": 1}}
+    cfg = {**MINIMAL, "scenes": [{"image": "img.tif", "labels": "labels.tif"}], "tile_size": 32,
+           "cluster": {"workers": 1}}
     with pytest.raises(LabelError, match=r"7 \(25 px\)"):
         geoseg.train(load_config(cfg, base_dir=scene_folder), scene_folder / "m.safetensors")
 
@@ -185,7 +189,9 @@ def test_train_refuses_to_overwrite_and_checks_the_suffix(scene_folder):
 
 def test_cli_config_errors_exit_2_with_one_line(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["train", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "m.safetensors")])
+    result = runner.invoke(
+        main, ["train", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "m.safetensors")]
+    )
     assert result.exit_code == 2 and "does not exist" in result.output
     path = write_config(tmp_path, {**MINIMAL, "trainr": {}})
     result = runner.invoke(main, ["train", "-c", str(path), "-o", str(tmp_path / "m.safetensors")])

@@ -12,9 +12,14 @@ from click.testing import CliRunner
 
 import geoseg
 from geoseg.cli import main
-from geoseg.training.api import REPORT_NAME, run_dir_for
+from geoseg.training.api import report_path_for, run_dir_for
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def current_umask() -> int:
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
 TINY = [
     "tile_size=64",
     "model.architecture=unet",
@@ -62,7 +67,8 @@ def test_training_writes_a_complete_model_and_report(trained, shared_data):
     assert meta["config"]["sampler"]["kind"] == "balanced"
     assert set(meta["metrics"]["classes"]) == {"building", "vegetation", "road", "hydro", "train"}
 
-    report = json.loads((out.parent / REPORT_NAME).read_text())
+    report = json.loads(report_path_for(out).read_text())
+    assert report_path_for(out).name == "nb.report.json"
     assert len(report["epochs"]) == 2
     for epoch in report["epochs"]:
         assert epoch["train_loss"] > 0 and epoch["val_loss"] > 0
@@ -74,6 +80,8 @@ def test_training_writes_a_complete_model_and_report(trained, shared_data):
     assert report["tiles"]["drawn"] == 32
     assert report["class_weights"]["0:ce"][4] == 1.0  # 'train' never occurs
     assert (run_dir_for(out) / "last.ckpt").exists()
+    for path in (out, report_path_for(out)):  # the usual permissions, not the owner-only ones of a temporary file
+        assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()
     assert report["best"]["val_miou"] == max(e["val_miou"] for e in report["epochs"])
 
 
@@ -94,16 +102,22 @@ def test_resume_continues_from_the_run_checkpoint(trained):
     runner = CliRunner()
     result = runner.invoke(main, args)
     assert result.exit_code == 1 and "--overwrite" in result.output
-    changed = runner.invoke(main, [*args, "--resume", "--overwrite", "--set", "trainer.epochs=3"])
+    changed = runner.invoke(main, [*args, "--resume", "--set", "trainer.batch_size=4"])
     assert changed.exit_code == 2 and "config differs" in changed.output
     # The run finished its 2 epochs: resuming loads last.ckpt (weights only) and has nothing left to do.
-    before = json.loads((out.parent / REPORT_NAME).read_text())["epochs"]
-    resumed = runner.invoke(main, [*args, "--resume", "--overwrite"])
+    before = json.loads(report_path_for(out).read_text())["epochs"]
+    resumed = runner.invoke(main, [*args, "--resume"])
     assert resumed.exit_code == 0, resumed.output
-    after = json.loads((out.parent / REPORT_NAME).read_text())["epochs"]
+    after = json.loads(report_path_for(out).read_text())["epochs"]
     assert [e["val_miou"] for e in after] == [e["val_miou"] for e in before]
     assert geoseg.load_model(out).card.metadata["metrics"]["epoch"] in (0, 1)
     assert len(list(run_dir_for(out).glob("tile-index-*.json"))) == 1, "the tile index is cached and reused"
+    # A finished run trains on to more epochs: the first two stay as they were.
+    longer = runner.invoke(main, [*args, "--resume", "--set", "trainer.epochs=3"])
+    assert longer.exit_code == 0, longer.output
+    more = json.loads(report_path_for(out).read_text())["epochs"]
+    assert len(more) == 3 and [e["val_miou"] for e in more[:2]] == [e["val_miou"] for e in before]
+    assert geoseg.load_model(out).card.metadata["config"]["trainer"]["epochs"] == 3
 
 
 @pytest.mark.slow

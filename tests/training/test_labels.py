@@ -53,7 +53,11 @@ def test_vector_labels_in_another_crs_are_reprojected_onto_the_grid(image, tmp_p
 
 
 def test_labels_outside_the_image_are_counted(image, tmp_path):
-    geoms = [box(X0 + 1, Y0 - 5, X0 + 5, Y0 - 1), box(X0 + 90, Y0 - 10, X0 + 120, Y0 - 5), box(X0 + 500, Y0 - 10, X0 + 510, Y0 - 5)]
+    geoms = [
+        box(X0 + 1, Y0 - 5, X0 + 5, Y0 - 1),
+        box(X0 + 90, Y0 - 10, X0 + 120, Y0 - 5),
+        box(X0 + 500, Y0 - 10, X0 + 510, Y0 - 5),
+    ]
     prepared, burnt = burn(image, write_vector(tmp_path / "l.gpkg", geoms, [1, 2, 1]), tmp_path)
     assert prepared.report.features == 3
     assert prepared.report.dropped_outside == 1

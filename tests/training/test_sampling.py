@@ -38,7 +38,8 @@ def rare_scene(tmp_path_factory):
     grid = tile_grid(SIZE, SIZE, TILE, TILE // 2)
     stats = index_tiles(str(img), info.data_bands, str(lab), grid)
     hists = np.array([[s["hist"].get(0, 0), s["hist"].get(1, 0)] for s in stats])
-    dataset = SceneTiles([info], [str(lab)], normalization=Normalization((100.0,) * 3, (50.0,) * 3), lut=label_lut([0, 1], None))
+    normalization = Normalization((100.0,) * 3, (50.0,) * 3)
+    dataset = SceneTiles([info], [str(lab)], normalization=normalization, lut=label_lut([0, 1], None))
     return {"info": info, "labels": labels, "grid": grid, "hists": hists, "dataset": dataset}
 
 
@@ -61,8 +62,12 @@ def test_sampler_is_a_torchgeo_geosampler_yielding_slices(rare_scene):
 
 def test_queries_read_back_the_right_windows(rare_scene):
     dataset = rare_scene["dataset"]
-    windows = [(0, PixelWindow(0, 0, TILE, TILE)), (0, PixelWindow(32, 288, TILE, TILE)), (0, PixelWindow(480, 480, TILE, TILE))]
-    for (k, w), q in zip(windows, WindowSampler(dataset, windows)):
+    windows = [
+        (0, PixelWindow(0, 0, TILE, TILE)),
+        (0, PixelWindow(32, 288, TILE, TILE)),
+        (0, PixelWindow(480, 480, TILE, TILE)),
+    ]
+    for (k, w), q in zip(windows, WindowSampler(dataset, windows), strict=False):
         assert dataset.locate(q) == (k, w)
         mask = dataset[q]["mask"].numpy()
         expected = np.full((TILE, TILE), IGNORE_INDEX)
@@ -87,7 +92,7 @@ def test_same_seed_same_tiles_other_seed_other_tiles(rare_scene):
 def sampled_share(scene, s, reads: int = 300) -> float:
     """Share of class 1 among the labelled pixels actually read for the first ``reads`` draws."""
     counts = np.zeros(2)
-    for q, _ in zip(s, range(reads)):
+    for q, _ in zip(s, range(reads), strict=False):
         mask = scene["dataset"][q]["mask"].numpy()
         counts += [(mask == 0).sum(), (mask == 1).sum()]
     return counts[1] / counts.sum()

@@ -82,9 +82,8 @@ def test_strips_are_whole_columns_and_follow_the_seed():
     a = validation_blocks(100, 500, mode="strips", fraction=0.4, strips=5, seed=1)
     assert len(a) == 2 and all(b.row_off == 0 and b.height == 100 and b.width == 100 for b in a)
     assert a == validation_blocks(100, 500, mode="strips", fraction=0.4, strips=5, seed=1)
-    assert {tuple(b.__dict__.values()) for s in range(6) for b in validation_blocks(100, 500, mode="strips", fraction=0.4, strips=5, seed=s)} != {
-        tuple(b.__dict__.values()) for b in a
-    }
+    seeded = [validation_blocks(100, 500, mode="strips", fraction=0.4, strips=5, seed=s) for s in range(6)]
+    assert {tuple(b.__dict__.values()) for blocks in seeded for b in blocks} != {tuple(b.__dict__.values()) for b in a}
 
 
 def test_checkerboard_holds_out_every_other_block():

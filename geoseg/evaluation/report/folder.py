@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ...atomic import atomic_path
+from ...atomic import check_not_input, check_writable, output_errors, temporary_sibling
 from ...classes import ClassInfo
 from ...io.rasters import SceneInfo
 from .html import confusion_matrix_image, render_report
@@ -96,16 +96,33 @@ def write_report(
         "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode("utf-8"),
     }
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    for name in contents:
+        check_not_input(folder / name, [prediction, image], what="report file")
+    # Every file is staged first and renamed only when all are written: a full disk leaves the folder as it was.
+    created = not folder.exists()
+    staged: list[tuple[Path, Path]] = []
     written = []
-    for name in REPORT_FILES:
-        target = folder / name
-        if name not in contents:
-            if overwrite:
-                with contextlib.suppress(FileNotFoundError):
-                    target.unlink()
-            continue
-        with atomic_path(target, overwrite=overwrite) as tmp:
-            tmp.write_bytes(contents[name])
-        written.append(target)
+    try:
+        with output_errors(folder / "metrics.json"):
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in REPORT_FILES:
+                if name in contents:
+                    target = check_writable(folder / name, overwrite=overwrite)
+                    staged.append((temporary_sibling(target), target))
+                    staged[-1][0].write_bytes(contents[name])
+            for name in REPORT_FILES:
+                if name not in contents and overwrite:
+                    with contextlib.suppress(FileNotFoundError):
+                        (folder / name).unlink()
+            for tmp, target in staged:
+                os.replace(tmp, target)
+                written.append(target)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return written

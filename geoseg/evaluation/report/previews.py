@@ -18,7 +18,9 @@ import numpy as np
 
 from ...classes import NODATA, ClassInfo
 from ...errors import InputError
-from ...io.rasters import SceneInfo, inspect_scene, open_raster
+from ...io.grid import overlaps_grid, rescaled_transform, same_grid
+from ...io.rasters import SceneInfo, inspect_scene, open_raster, read_overview, read_window
+from ...tiling import PixelWindow
 
 __all__ = [
     "ERROR_COLOURS",
@@ -54,12 +56,9 @@ def preview_shape(height: int, width: int, max_side: int = PREVIEW_MAX_SIDE) -> 
 
 def read_class_preview(path: str | os.PathLike[str], height: int, width: int) -> np.ndarray:
     """A class raster read decimated (nearest) to ``height`` x ``width``; 255 where masked."""
-    from rasterio.enums import Resampling
-
-    with open_raster(path) as ds:
-        arr = ds.read(1, out_shape=(height, width), resampling=Resampling.nearest, masked=True)
-    out = np.ma.getdata(arr).astype(np.uint8)
-    out[np.ma.getmaskarray(arr)] = NODATA
+    (data,), valid = read_overview(path, height=height, width=width, resampling="nearest")
+    out = data.astype(np.uint8)
+    out[~valid] = NODATA
     return out
 
 
@@ -84,31 +83,27 @@ def read_scene_preview(image: str | os.PathLike[str], grid: SceneInfo, height: i
     from rasterio.vrt import WarpedVRT
     from rasterio.warp import transform_bounds
 
-    from ..truth import overlaps_grid, preview_transform, same_grid
-
     info = inspect_scene(image)
+    whole = PixelWindow(0, 0, height, width)
     bands = list(info.data_bands[:3]) if len(info.data_bands) >= 3 else [info.data_bands[0]] * 3
     with open_raster(image) as ds:
         if not overlaps_grid(transform_bounds(ds.crs, grid.crs, *ds.bounds, densify_pts=21), grid):
             raise InputError(f"image {str(image)!r} does not overlap the prediction; check both cover the same area")
         if same_grid(ds, grid):
-            data = ds.read(bands, out_shape=(len(bands), height, width), resampling=Resampling.average)
-            valid = ds.dataset_mask(out_shape=(height, width), resampling=Resampling.nearest) > 0
+            data, valid = read_overview(
+                image, bands, height=height, width=width, resampling="average", dataset=ds, what="image"
+            )
         else:
             with WarpedVRT(
                 ds,
                 crs=grid.crs,
-                transform=preview_transform(grid, height, width),
+                transform=rescaled_transform(grid, height, width),
                 width=width,
                 height=height,
                 resampling=Resampling.bilinear,
                 add_alpha=ds.nodata is None and info.count == len(info.data_bands),
             ) as vrt:
-                data = vrt.read(bands, masked=False)
-                valid = vrt.dataset_mask() > 0
-    if np.issubdtype(data.dtype, np.floating):
-        valid &= np.isfinite(data).all(axis=0)
-        data = np.nan_to_num(data)
+                data, valid = read_window(image, whole, bands, dataset=vrt, dtype=None, what="image")
     rgb = stretch(data, valid)
     return np.dstack([rgb[0], rgb[1], rgb[2], np.where(valid, 255, 0).astype(np.uint8)])
 

@@ -1,0 +1,295 @@
+"""Where the network runs: normalising, predicting, weighting and accumulating tiles on one device (torch).
+
+:class:`Predictor` holds one model on one device, shared by the threads that
+use it.  For each block of a :class:`~.plan.StitchPlan` it uploads the tiles
+as the file stores them (uint8 stays uint8), normalises them, runs the network
+(float16 autocast on CUDA), turns logits into probabilities, multiplies them
+by the blend weights, rounds them to integers (:func:`~.stitch.quantise_tile`
+is the numpy reference) and adds them into one int32 accumulator over the
+block's extent.  Only the finished uint8 class ids and confidence of the
+block's owned pixels and its int32 partial sums over seams leave the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from ..classes import NODATA
+from ..errors import InputError, ModelError
+from ..tiling import PixelWindow, Tile
+from .blend import grid_weights
+from .job import BlockResult, Piece, PredictJob
+from .options import check_device_name
+from .parts import concentrate
+from .plan import Block, Seam
+from .read import ReadTile
+
+if TYPE_CHECKING:
+    from ..model.network import Model
+
+__all__ = ["Predictor", "finish", "local_devices", "select_device", "worker_device"]
+
+#: Pixels finished at a time (a few MB of temporaries, which stay in cache).
+_FINISH_CHUNK = 1 << 17
+#: Data types torch cannot convert to float on every device; converted on the host instead.
+_HOST_CONVERT = (np.uint16, np.uint32, np.uint64)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """The torch device ``name`` (auto, cpu, cuda, cuda:N) stands for; a one-line error if it is not there."""
+    check_device_name(name)
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ModelError(f"--device {name} was asked for but no CUDA GPU is available; use --device auto or cpu")
+    count = torch.cuda.device_count()
+    if ":" in name and int(name.split(":")[1]) >= count:
+        raise ModelError(f"--device {name}: only {count} CUDA GPU(s) are visible (cuda:0 to cuda:{count - 1})")
+    return torch.device(name)
+
+
+def local_devices(name: str = "auto") -> list[torch.device]:
+    """Devices of a local run: every visible GPU for auto and cuda, else the one device asked for."""
+    device = select_device(name)
+    if device.type == "cuda" and device.index is None:
+        return [torch.device("cuda", i) for i in range(torch.cuda.device_count())]
+    return [device]
+
+
+def worker_device(name: str, worker_name: Any) -> torch.device:
+    """The device of one Dask worker: for auto and cuda, GPU ``worker_name % count`` (one worker per GPU)."""
+    device = select_device(name)
+    if device.type == "cuda" and device.index is None:
+        index = int(worker_name) if str(worker_name).isdigit() else 0
+        return torch.device("cuda", index % torch.cuda.device_count())
+    return device
+
+
+def finish(
+    acc: torch.Tensor, lut: Sequence[int], *, confidence: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Class ids (uint8, nodata 255) and confidence (uint8, 0 = nodata) from summed integer votes ``(C, h, w)``.
+
+    The class is the first one with the largest sum (``lut`` maps its index to
+    its id); confidence is ``round(255 * top / total)`` in 1-255 (None unless
+    asked for).  Pixels without votes are nodata.  Sums over classes fit int32:
+    a pixel's votes add up to about the quantisation scale (at most 2**24)
+    times its blend weights (which add up to 1).  Works through the rows in
+    chunks that stay in cache.
+    """
+    height, width = acc.shape[1:]
+    ids = torch.empty((height, width), dtype=torch.uint8, device=acc.device)
+    conf = torch.empty((height, width), dtype=torch.uint8, device=acc.device) if confidence else None
+    step = max(1, _FINISH_CHUNK // max(1, width))
+    for r in range(0, height, step):
+        part = acc[:, r : r + step]
+        top, total = part[0].clone(), part[0].clone()
+        out = ids[r : r + step]
+        out.fill_(lut[0])
+        for c in range(1, part.shape[0]):
+            out.masked_fill_(part[c] > top, lut[c])
+            torch.maximum(top, part[c], out=top)
+            total += part[c]
+        invalid = total <= 0
+        any_invalid = bool(invalid.any())
+        if any_invalid:
+            out.masked_fill_(invalid, NODATA)
+        if conf is not None:
+            ratio = top.to(torch.float64).mul_(255.0).div_(total.to(torch.float64)).round_().clamp_(1, 255)
+            if any_invalid:
+                ratio.masked_fill_(invalid, 0.0)
+            conf[r : r + step] = ratio
+    return ids, conf
+
+
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A contiguous numpy copy that shares no memory with ``t``."""
+    return t.to("cpu", copy=True).contiguous().numpy()
+
+
+def _rel(inner: PixelWindow, outer: PixelWindow) -> tuple[slice, slice]:
+    return inner.relative_to(outer)
+
+
+def _batches(tiles: Iterable[ReadTile], size: int) -> Iterator[list[ReadTile]]:
+    batch: list[ReadTile] = []
+    for item in tiles:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _prepared(network: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``network`` in eval mode on ``device``: itself if it already is, else a copy (the caller's stays as it was)."""
+    tensors = [*network.parameters(), *network.buffers()]
+    if not network.training and all(t.device == device for t in tensors):
+        return network
+    return copy.deepcopy(network).to(device).eval()
+
+
+class _Pinned:
+    """Two page-locked host buffers per shape, used in turn: one copies to the GPU while the other fills."""
+
+    def __init__(self) -> None:
+        self._slots: dict[tuple[Any, ...], list[list[Any]]] = {}
+
+    def upload(self, array: np.ndarray, device: torch.device) -> torch.Tensor:
+        slots = self._slots.setdefault((array.shape, array.dtype.str), [])
+        if len(slots) < 2:
+            dtype = torch.from_numpy(array.reshape(-1)[:0]).dtype
+            slot: list[Any] = [torch.empty(array.shape, dtype=dtype, pin_memory=True), None]
+        else:
+            slot = slots.pop(0)
+        slots.append(slot)
+        buf, event = slot
+        if event is not None:
+            event.synchronize()  # the copy that last read this buffer is done
+        buf.numpy()[...] = array
+        out = buf.to(device, non_blocking=True)
+        slot[1] = torch.cuda.Event()
+        slot[1].record(torch.cuda.current_stream(device))
+        return out
+
+
+class Predictor:
+    """One model on one device, shared by threads; :meth:`run_block` predicts one block of a plan."""
+
+    def __init__(self, model: Model, device: torch.device) -> None:
+        card = model.card
+        self.card = card
+        self.device = device
+        self.network = _prepared(model.network, device)
+        self._mean = torch.tensor(card.normalization.mean, dtype=torch.float32, device=device).view(-1, 1, 1)
+        self._std = torch.tensor(card.normalization.std, dtype=torch.float32, device=device).view(-1, 1, 1)
+        self._weights: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._pinned = _Pinned() if device.type == "cuda" else None
+        #: One batch at a time on a GPU (other threads read meanwhile); CPU threads each compute their own.
+        self.lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if device.type == "cuda" else contextlib.nullcontext()
+        )
+        self._local = threading.local()
+
+    def _scratch(self, name: str, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+        """A buffer of the calling thread, reused batch after batch (fresh large allocations cost page faults)."""
+        buffers: dict[tuple[str, torch.dtype], torch.Tensor] = self._local.__dict__.setdefault("scratch", {})
+        size = math.prod(shape)
+        buf = buffers.get((name, dtype))
+        if buf is None or buf.numel() < size:
+            buf = buffers[(name, dtype)] = torch.empty(size, dtype=dtype, device=self.device)
+        return buf[:size].view(*shape)
+
+    def _upload(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        stacked = np.stack(arrays)
+        if stacked.dtype.type in _HOST_CONVERT:
+            stacked = stacked.astype(np.float32)
+        if self._pinned is None:
+            return torch.from_numpy(stacked).to(self.device)
+        return self._pinned.upload(stacked, self.device)
+
+    def _weight(self, job: PredictJob, tile: Tile) -> torch.Tensor:
+        """``weights * scale`` of ``tile`` on the device (a grid has only a few distinct ones)."""
+        grid = grid_weights(job.height, job.width, job.tile_size, job.overlap, job.blend)
+        key = (job.height, job.width, job.tile_size, job.overlap, job.blend, job.scale, grid.key(tile))
+        w = self._weights.get(key)
+        if w is None:
+            if len(self._weights) > 256:
+                self._weights.clear()
+            w = self._weights[key] = torch.from_numpy(grid.weights(tile) * job.scale).to(self.device)
+        return w
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                return self.network(x).float()
+        return self.network(x).float()
+
+    def _add_batch(self, job: PredictJob, extent: PixelWindow, acc: torch.Tensor, bad: torch.Tensor,
+                   batch: list[ReadTile]) -> None:
+        tiles = [t for t, _, _ in batch]
+        whole = [bool(v.all()) for _, _, v in batch]  # tiles without invalid pixels skip the masking
+        valid = self._upload([v for _, _, v in batch])
+        raw = self._upload([d for _, d, _ in batch])
+        x = self._scratch("input", raw.shape, torch.float32)
+        for i in range(len(batch)):  # tile by tile: the temporaries stay in cache
+            x[i].copy_(raw[i]).sub_(self._mean).div_(self._std)
+            if not whole[i]:
+                x[i].mul_(valid[i])
+        logits = self._forward(x)
+        if logits.shape[1] != self.card.num_classes or logits.shape[2:] != x.shape[2:]:
+            raise InputError(
+                f"the network returned shape {tuple(logits.shape[1:])} for input {tuple(x.shape[1:])}; expected "
+                f"{self.card.num_classes} classes at the input size (tile size must suit the architecture, "
+                "e.g. a multiple of 32)"
+            )
+        bad.logical_or_(~torch.isfinite(logits.sum()))  # one NaN or infinity makes the sum non-finite
+        probs = torch.softmax(logits, dim=1, out=self._scratch("probs", logits.shape, logits.dtype))
+        probs = concentrate(probs, self.card)  # a no-op without part classes
+        for i, tile in enumerate(tiles):
+            part = tile.read.intersection(extent)
+            if part is None:
+                continue
+            src, dst = _rel(part, tile.read), _rel(part, extent)
+            w = self._weight(job, tile)[src]
+            shape = (probs.shape[1], part.height, part.width)
+            q, votes = self._scratch("q", shape, torch.float64), self._scratch("votes", shape, torch.int32)
+            q.copy_(probs[i][(slice(None), *src)]).mul_(w)  # one dtype per operation: torch's fast kernels
+            if not whole[i]:
+                q.mul_(valid[i][src])
+            votes.copy_(q.round_())  # whole numbers: the cast to int32 is exact
+            acc[(slice(None), *dst)] += votes
+
+    def run_block(
+        self,
+        job: PredictJob,
+        block: Block,
+        seams: Sequence[Seam],
+        tiles: Iterable[ReadTile],
+        *,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> BlockResult:
+        """Predict ``block`` from its read ``tiles`` (in ``block.tiles`` order, batched by ``job.batch_size``)."""
+        extent = block.extent
+        with torch.inference_mode():
+            shape = (self.card.num_classes, extent.height, extent.width)
+            acc = self._scratch("accumulator", shape, torch.int32).zero_()
+            bad = torch.zeros((), dtype=torch.bool, device=self.device)
+            for batch in _batches(tiles, job.batch_size):
+                with self.lock:
+                    self._add_batch(job, extent, acc, bad, batch)
+                if on_batch is not None:
+                    on_batch(len(batch))
+            if bool(bad):
+                raise ModelError(
+                    "the network produced non-finite values (NaN/inf); check the model and its normalisation"
+                )
+            owned = None
+            if block.owned is not None:
+                ids, conf = finish(acc[(slice(None), *_rel(block.owned, extent))], self.card.class_ids,
+                                   confidence=job.confidence)
+                owned = Piece(block.owned, _host(ids), None if conf is None else _host(conf))
+            parts = {s.index: _host(acc[(slice(None), *_rel(s.window, extent))]) for s in seams}
+        return BlockResult(block.index, owned, parts)
+
+
+def finish_seam(seam: Seam, lut: Sequence[int], parts: Iterable[np.ndarray], *, confidence: bool = True) -> Piece:
+    """Add the blocks' partial sums over ``seam`` and finish its pixels (on the CPU)."""
+    total: np.ndarray | None = None
+    for p in parts:
+        total = p.astype(np.int32, copy=True) if total is None else np.add(total, p, out=total)
+    if total is None:
+        raise ValueError(f"seam {seam.index} has no parts")
+    ids, conf = finish(torch.from_numpy(total), lut, confidence=confidence)
+    return Piece(seam.window, ids.numpy(), None if conf is None else conf.numpy())

@@ -1,0 +1,136 @@
+"""The local engine: threads in this process, one model per device, no Dask.
+
+Each *lane* is a thread that runs whole blocks on one device: one lane per
+GPU, and on the CPU a couple of lanes that share the torch threads (lanes
+working on separate blocks need no synchronisation, unlike one network call
+split across every core; each lane holds one batch's activations).  A pool of reader threads decodes tiles ahead of the
+lanes.  Torch and GDAL release the GIL, so decoding and the network overlap.
+This thread adds the blocks' seam sums (:class:`SeamSums`) and hands every
+finished piece to ``sink`` (the writer).
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..tiling import Tile
+from .device import Predictor, finish_seam
+from .job import BlockResult, Piece, PredictJob
+from .plan import Block, StitchPlan
+from .read import TileReader
+
+__all__ = ["SeamSums", "run_local"]
+
+
+class SeamSums:
+    """Partial seam sums added as blocks finish; a seam is finished once every block touching it is in."""
+
+    def __init__(self, plan: StitchPlan, class_ids: Sequence[int], *, confidence: bool = True) -> None:
+        self._plan = plan
+        self._class_ids = tuple(class_ids)
+        self._confidence = confidence
+        self._waiting = {s.index: len(s.blocks) for s in plan.seams}
+        self._sums: dict[int, np.ndarray] = {}
+
+    def add(self, result: BlockResult) -> list[Piece]:
+        """Add one block's parts; the seams this finishes."""
+        done = []
+        for index, part in result.parts.items():
+            total = self._sums.get(index)
+            self._sums[index] = part.astype(np.int32, copy=True) if total is None else np.add(total, part, out=total)
+            self._waiting[index] -= 1
+            if self._waiting[index] == 0:
+                seam = self._plan.seams[index]
+                done.append(finish_seam(seam, self._class_ids, [self._sums.pop(index)], confidence=self._confidence))
+        return done
+
+    @property
+    def complete(self) -> bool:
+        return not any(self._waiting.values())
+
+
+_DONE = object()
+
+
+def run_local(
+    job: PredictJob,
+    plan: StitchPlan,
+    lanes: Sequence[Predictor],
+    sink: Callable[[Piece], None],
+    *,
+    on_tiles: Callable[[int], None] | None = None,
+) -> None:
+    """Predict every block of ``plan`` on ``lanes`` (one thread each) and ``sink`` every finished piece.
+
+    A lane takes the next block as soon as it needs its tiles, so fast lanes
+    take more blocks; reading runs ahead across block boundaries.  A device
+    may appear in several lanes (the CPU).
+    """
+    results: queue.Queue[Any] = queue.Queue()
+    reader = TileReader(job, job.read_threads or os.cpu_count() or 1)
+    stop = threading.Event()
+    seams_of = {b.index: plan.seams_of(b.index) for b in plan.blocks}
+    blocks = iter(plan.blocks)
+    claim_lock = threading.Lock()
+
+    def lane(predictor: Predictor) -> None:
+        claimed: collections.deque[Block] = collections.deque()
+
+        def tiles() -> Iterator[Tile]:
+            while not stop.is_set():
+                with claim_lock:
+                    block = next(blocks, None)
+                if block is None:
+                    return
+                claimed.append(block)
+                yield from block.tiles
+
+        try:
+            stream = reader.stream(tiles(), ahead=job.batch_size + 2)
+            for first in stream:
+                block = claimed.popleft()
+                mine = itertools.chain([first], itertools.islice(stream, len(block.tiles) - 1))
+                results.put(predictor.run_block(job, block, seams_of[block.index], mine, on_batch=on_tiles))
+        except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, which raises it
+            if not stop.is_set():  # after a stop, reads are cancelled on purpose
+                results.put(exc)
+        finally:
+            results.put(_DONE)
+
+    threads = [
+        threading.Thread(target=lane, args=(p,), name=f"geoseg-lane-{i}", daemon=True) for i, p in enumerate(lanes)
+    ]
+    seams = SeamSums(plan, lanes[0].card.class_ids, confidence=job.confidence)
+    try:
+        for t in threads:
+            t.start()
+        running = len(threads)
+        while running:
+            try:
+                item = results.get(timeout=0.2)  # a timeout keeps Ctrl-C responsive
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                if item.owned is not None:
+                    sink(item.owned)
+                for piece in seams.add(item):
+                    sink(piece)
+    finally:
+        stop.set()
+        reader.close()
+        for t in threads:
+            t.join(timeout=30)
+    if not seams.complete:
+        raise RuntimeError("internal error: not every seam of the scene was finished")

@@ -1,0 +1,142 @@
+"""Cutting a tile grid into blocks of tiles, and the scene into what each block finishes alone and seams.
+
+A *block* is a rectangle of tiles (a range of tile rows by a range of tile
+columns), the unit of work of one device or one Dask task.  It accumulates its
+tiles' weighted probabilities over its *extent* (the union of their read
+windows).  Pixels that no other block's tiles touch form the block's *owned*
+window: the block finishes them itself (class ids and confidence, uint8).
+Every other pixel lies in a *seam*: a rectangle touched by two or more blocks,
+finished by adding their partial integer sums.  Sums of integers do not depend
+on order, so the result is the same whichever way blocks are spread over
+threads, devices and machines.  Pure maths, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..tiling import PixelWindow, Tile
+
+__all__ = ["Block", "Seam", "StitchPlan", "block_side", "plan_blocks"]
+
+#: Largest int32 accumulator a block aims for, in bytes (classes x rows x columns x 4).
+ACCUMULATOR_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class Block:
+    """A rectangle of tiles (row-major) with the window it accumulates over and the window it finishes alone."""
+
+    index: int
+    tiles: tuple[Tile, ...]
+    extent: PixelWindow
+    owned: PixelWindow | None
+
+
+@dataclass(frozen=True)
+class Seam:
+    """Pixels touched by several blocks: the sum of their partial sums over ``window`` finishes them."""
+
+    index: int
+    window: PixelWindow
+    blocks: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StitchPlan:
+    """Blocks and seams that together cover a ``height`` x ``width`` scene exactly once."""
+
+    height: int
+    width: int
+    blocks: tuple[Block, ...]
+    seams: tuple[Seam, ...]
+    #: Per block, the indices of the seams it contributes to.
+    block_seams: tuple[tuple[int, ...], ...]
+
+    @property
+    def tiles(self) -> int:
+        return sum(len(b.tiles) for b in self.blocks)
+
+    def seams_of(self, block: int) -> tuple[Seam, ...]:
+        """The seams that ``block`` contributes to."""
+        return tuple(self.seams[i] for i in self.block_seams[block])
+
+
+def block_side(*, tile_size: int, overlap: int, classes: int, batch_size: int) -> int:
+    """Tiles per block side: an accumulator of at most :data:`ACCUMULATOR_BYTES`, at least one batch of tiles."""
+    stride = max(1, tile_size - overlap)
+    side_px = math.sqrt(ACCUMULATOR_BYTES / (4 * max(1, classes)))
+    by_memory = max(1, int((side_px - overlap) // stride))
+    return max(by_memory, math.isqrt(max(0, batch_size - 1)) + 1)
+
+
+def _groups(count: int, per_group: int) -> list[range]:
+    """``range(count)`` split into the fewest runs of at most ``per_group``, as even as possible."""
+    n = max(1, math.ceil(count / max(1, per_group)))
+    bounds = [round(i * count / n) for i in range(n + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+
+
+def _spans(extents: Sequence[tuple[int, int]], length: int) -> list[tuple[int, int, tuple[int, ...]]]:
+    """Cut ``[0, length)`` at every extent's ends: ``(start, end, groups touching it)``."""
+    cuts = sorted({0, length, *(min(max(v, 0), length) for e in extents for v in e)})
+    out = []
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        touching = tuple(g for g, (s, e) in enumerate(extents) if s < b and e > a)
+        if not touching:
+            raise ValueError(f"pixels {a}:{b} are covered by no tile")
+        out.append((a, b, touching))
+    return out
+
+
+def plan_blocks(tiles: Sequence[Tile], height: int, width: int, side: int) -> StitchPlan:
+    """Group a row-major tile grid into blocks of up to ``side`` x ``side`` tiles; find owned windows and seams."""
+    n_rows = max(t.row for t in tiles) + 1
+    n_cols = max(t.col for t in tiles) + 1
+    grid = {(t.row, t.col): t for t in tiles}
+    if len(grid) != n_rows * n_cols or len(tiles) != len(grid):
+        raise ValueError("tiles must form a full grid, each (row, col) once")
+    row_groups, col_groups = _groups(n_rows, side), _groups(n_cols, side)
+
+    def extent(group: range, axis: int) -> tuple[int, int]:
+        reads = [grid[(i, 0)].read if axis == 0 else grid[(0, i)].read for i in group]
+        start = min(r.row_off if axis == 0 else r.col_off for r in reads)
+        end = max(r.row_end if axis == 0 else r.col_end for r in reads)
+        return max(start, 0), min(end, height if axis == 0 else width)
+
+    row_ext = [extent(g, 0) for g in row_groups]
+    col_ext = [extent(g, 1) for g in col_groups]
+    row_spans, col_spans = _spans(row_ext, height), _spans(col_ext, width)
+    own_rows = {g[0]: (a, b) for a, b, g in row_spans if len(g) == 1}
+    own_cols = {g[0]: (a, b) for a, b, g in col_spans if len(g) == 1}
+
+    blocks: list[Block] = []
+    for gi, rows in enumerate(row_groups):
+        for gj, cols in enumerate(col_groups):
+            (r0, r1), (c0, c1) = row_ext[gi], col_ext[gj]
+            owned = None
+            if gi in own_rows and gj in own_cols:
+                (a, b), (c, d) = own_rows[gi], own_cols[gj]
+                owned = PixelWindow(a, c, b - a, d - c)
+            blocks.append(
+                Block(
+                    index=len(blocks),
+                    tiles=tuple(grid[(r, c)] for r in rows for c in cols),
+                    extent=PixelWindow(r0, c0, r1 - r0, c1 - c0),
+                    owned=owned,
+                )
+            )
+    seams: list[Seam] = []
+    for a, b, gr in row_spans:
+        for c, d, gc in col_spans:
+            if len(gr) == 1 and len(gc) == 1:
+                continue  # owned by one block
+            members = tuple(i * len(col_groups) + j for i in gr for j in gc)
+            seams.append(Seam(len(seams), PixelWindow(a, c, b - a, d - c), members))
+    block_seams: list[list[int]] = [[] for _ in blocks]
+    for seam in seams:
+        for member in seam.blocks:
+            block_seams[member].append(seam.index)
+    return StitchPlan(height, width, tuple(blocks), tuple(seams), tuple(tuple(s) for s in block_seams))

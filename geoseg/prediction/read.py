@@ -1,0 +1,117 @@
+"""Decoding tiles in a pool of threads, ahead of the device that consumes them.
+
+GDAL releases the GIL while it decodes, so threads decode in parallel.  GDAL
+datasets are not thread-safe: each thread opens the scene once, for itself.
+Pixels keep the file's data type (uint8 stays uint8, four times smaller than
+float32); the device converts and normalises them.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import os
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+
+from ..io.rasters import open_on_grid, read_window
+from ..tiling import Tile
+from .job import PredictJob
+
+__all__ = ["ReadTile", "TileReader", "ReadCancelled"]
+
+#: ``(tile, data (bands, h, w) in the file's type, valid (h, w) bool)``
+ReadTile = tuple[Tile, np.ndarray, np.ndarray]
+
+
+class ReadCancelled(Exception):
+    """The reader was closed while tiles were still being consumed."""
+
+
+class TileReader:
+    """Reads tiles of one scene in ``threads`` threads; :meth:`stream` yields them in order, read ahead.
+
+    Each thread opens the scene on first use and closes it when the reader
+    closes (rasterio datasets must be closed by the thread that opened them).
+    """
+
+    def __init__(self, job: PredictJob, threads: int | None = None) -> None:
+        self.job = job
+        self.threads = max(1, threads or job.read_threads or os.cpu_count() or 1)
+        self._work: queue.SimpleQueue[tuple[Tile, Future[ReadTile]] | None] = queue.SimpleQueue()
+        self._closed = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._serve, name=f"geoseg-read-{i}", daemon=True) for i in range(self.threads)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _serve(self) -> None:
+        with contextlib.ExitStack() as stack:
+            dataset = None
+            while (item := self._work.get()) is not None:
+                tile, future = item
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    if self._closed.is_set():
+                        raise ReadCancelled("the tile reader was closed")
+                    if dataset is None:
+                        dataset = stack.enter_context(open_on_grid(self.job.scene, self.job.grid))
+                    future.set_result(self._read(tile, dataset))
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the tile
+                    future.set_exception(exc)
+
+    def _read(self, tile: Tile, dataset: Any) -> ReadTile:
+        job = self.job
+        data, valid = read_window(job.scene, tile.read, job.bands, use_mask=job.use_mask, dataset=dataset, dtype=None)
+        if not job.use_mask:
+            valid = np.zeros_like(valid)
+            valid[: max(0, job.height - tile.read.row_off), : max(0, job.width - tile.read.col_off)] = True
+        return tile, data, valid
+
+    def submit(self, tile: Tile) -> Future[ReadTile]:
+        """Queue ``tile`` for reading."""
+        future: Future[ReadTile] = Future()
+        if self._closed.is_set():
+            future.set_exception(ReadCancelled("the tile reader was closed"))
+        else:
+            self._work.put((tile, future))
+        return future
+
+    def stream(self, tiles: Iterable[Tile], ahead: int) -> Iterator[ReadTile]:
+        """``tiles`` read in order, with up to ``ahead`` of them decoding ahead of the consumer."""
+        source = iter(tiles)
+        pending = collections.deque(self.submit(t) for t in itertools.islice(source, max(1, ahead)))
+        try:
+            while pending:
+                result = pending.popleft().result()
+                nxt = next(source, None)
+                if nxt is not None:
+                    pending.append(self.submit(nxt))
+                yield result
+        finally:
+            for f in pending:
+                f.cancel()
+
+    def close(self) -> None:
+        """Stop reading; each thread finishes the tile in hand, closes its dataset and ends."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for _ in self._threads:
+            self._work.put(None)
+        for t in self._threads:
+            t.join()
+
+    def __enter__(self) -> TileReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

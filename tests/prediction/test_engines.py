@@ -1,0 +1,167 @@
+"""The two engines: threads in this process and Dask workers give the same bytes; devices; Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from rasterio.windows import Window
+from support.nets import PixelNet, make_model, tiny_unet
+
+import geoseg
+from geoseg.cli import main
+from geoseg.io.rasters import read_window
+from geoseg.prediction import plan as plan_module
+from geoseg.prediction.blend import grid_weights
+from geoseg.prediction.stitch import finish_votes, quantisation_scale, quantise_tile
+from geoseg.tiling import PixelWindow, tile_grid
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of two by two tiles (of 48 or 64 px), so that small scenes have several blocks and seams."""
+    monkeypatch.setattr(plan_module, "ACCUMULATOR_BYTES", 2 * 4 * 120 * 120)
+
+
+@pytest.fixture(scope="module")
+def kampala_crop(tmp_path_factory, shared_data) -> Path:
+    tmp = tmp_path_factory.mktemp("engines")
+    with rasterio.open(shared_data / "kampala" / "kampala_oam_cluster1_image.tif") as ds:
+        win = Window(200, 100, 300, 230)
+        profile = ds.profile | {"width": 300, "height": 230, "transform": ds.window_transform(win), "tiled": False}
+        for key in ("blockxsize", "blockysize"):
+            profile.pop(key, None)
+        with rasterio.open(tmp / "scene.tif", "w", **profile) as dst:
+            dst.write(ds.read(window=win))
+    return tmp / "scene.tif"
+
+
+def reference(model, scene: Path, tile: int, overlap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every tile through the network one by one, quantised and summed over the whole scene in numpy."""
+    import torch
+
+    from geoseg.model.preprocess import normalise
+
+    with rasterio.open(scene) as ds:
+        height, width = ds.height, ds.width
+    tiles = tile_grid(height, width, tile, overlap)
+    weights, scale = grid_weights(height, width, tile, overlap, "hann"), quantisation_scale(tiles)
+    acc = np.zeros((model.card.num_classes, height, width), np.int32)
+    for t in tiles:
+        data, valid = read_window(str(scene), t.read, (1, 2, 3))
+        with torch.inference_mode():
+            x = torch.from_numpy(normalise(data, valid, model.card.normalization))[None]
+            probs = torch.softmax(model.network(x), 1)
+        q = quantise_tile(probs[0].numpy(), valid, weights.weights(t), scale)
+        part = t.read.intersection(PixelWindow(0, 0, height, width))
+        rows, cols = part.relative_to(t.read)
+        acc[:, part.row_off : part.row_end, part.col_off : part.col_end] += q[:, rows, cols]
+    return finish_votes(acc, model.card.class_ids)
+
+
+def pixels(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(1)
+
+
+def test_local_engine_equals_the_numpy_reference_exactly(tmp_path, kampala_crop, small_blocks):
+    model = make_model(PixelNet, seed=2, tile_size=48)
+    geoseg.predict(kampala_crop, model, tmp_path / "ids.tif", confidence=tmp_path / "conf.tif", overlap=12,
+                   batch_size=3)
+    ids, conf = reference(model, kampala_crop, 48, 12)
+    assert np.array_equal(pixels(tmp_path / "ids.tif"), ids)
+    assert np.array_equal(pixels(tmp_path / "conf.tif"), conf)
+
+
+@pytest.fixture
+def two_worker_cluster(tmp_path):
+    """``dask scheduler`` and two ``dask worker`` processes of one thread each, on 127.0.0.1."""
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--no-dashboard", "--scheduler-file", str(sched_file)], stderr=subprocess.DEVNULL,
+    )]
+    try:
+        for _ in range(300):
+            if sched_file.exists() and sched_file.stat().st_size:
+                break
+            time.sleep(0.1)
+        procs += [subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file), "--nthreads",
+             "1", "--host", "127.0.0.1", "--no-dashboard"], stderr=subprocess.DEVNULL,
+        ) for _ in range(2)]
+        address = json.loads(sched_file.read_text())["address"]
+        from distributed import Client
+
+        with Client(address, timeout=60) as c:
+            c.wait_for_workers(2, timeout=120)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_threads_and_two_dask_workers_write_the_same_bytes(tmp_path, kampala_crop, two_worker_cluster, small_blocks):
+    model = tiny_unet(tile_size=64)
+    outputs = {}
+    for name, where in {"threads": {}, "dask": {"scheduler": two_worker_cluster}}.items():
+        ids, conf = tmp_path / f"{name}.tif", tmp_path / f"{name}_conf.tif"
+        geoseg.predict(kampala_crop, model, ids, confidence=conf, overlap=16, batch_size=3, **where)
+        outputs[name] = ids.read_bytes(), conf.read_bytes()
+    assert outputs["threads"] == outputs["dask"]
+    assert {0, 1} <= set(np.unique(pixels(tmp_path / "threads.tif")).tolist())
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, ["-q", "predict", *args])
+
+
+def test_device_cuda_n_parses_and_fails_cleanly_without_that_gpu(tmp_path, make_raster):
+    import torch
+
+    if torch.cuda.device_count() > 1:
+        pytest.skip("this machine has a second GPU: --device cuda:1 would run")
+    scene = make_raster("s.tif", np.zeros((3, 20, 20), np.uint8))
+    model = tiny_unet(tile_size=32).save(tmp_path / "m.safetensors")
+    result = cli(str(scene), "--model", str(model), "--out", str(tmp_path / "out.tif"), "--device", "cuda:1",
+                 "--overlap", "4")
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "cuda:1" in lines[0], result.output
+    assert not (tmp_path / "out.tif").exists() and not list(tmp_path.glob("*geoseg-tmp*"))
+    bad = cli(str(scene), "--model", str(model), "--out", str(tmp_path / "out.tif"), "--device", "gpu")
+    assert bad.exit_code == 2 and "auto, cpu, cuda or cuda:N" in bad.output
+
+
+def test_ctrl_c_exits_130_with_one_line_and_leaves_no_files(tmp_path, make_raster):
+    rng = np.random.default_rng(0)
+    scene = make_raster("big.tif", rng.integers(0, 255, (3, 1000, 1000), dtype=np.uint8))
+    model = tiny_unet(tile_size=32).save(tmp_path / "m.safetensors")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "geoseg", "-q", "predict", str(scene), "--model", str(model), "--out",
+         str(out_dir / "landcover.tif"), "--confidence", str(out_dir / "confidence.tif"), "--overlap", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any(out_dir.iterdir()):  # staging files appear once predicting has begun
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "predict never started writing"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["Interrupted; no output was written."], stderr
+    assert list(out_dir.iterdir()) == []
