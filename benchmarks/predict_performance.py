@@ -3,8 +3,9 @@
     python benchmarks/predict_performance.py [--efficiency-size 4096] [--memory-sizes 4096,16384] [--repeat 2]
 
 1. Efficiency: DeepLabV3+ (ResNet-34 encoder) on the tiles of a scene,
-   (a) as a bare loop of batched forward passes and softmax over tensors already in memory (once with
-       torch's threads in one loop, once as two Python threads sharing them; the faster counts),
+   (a) as a bare loop of batched forward passes and softmax over the same tiles, read and normalised into
+       memory beforehand (once with torch's threads in one loop, once as two Python threads sharing them;
+       the faster counts),
    (b) as ``geoseg predict`` end to end (a CLI process: start-up, reading, blending, writing the COG),
    on the same threads (torch's default number) and batch size.  Prints (a)/(b), and (a) over the time
    ``geoseg predict`` reports for its own work (without interpreter start-up and imports).
@@ -31,30 +32,41 @@ from _scenes import KAMPALA, PeakRSS, mirrored  # noqa: E402
 TILE, OVERLAP = 512, 64
 
 
-def bare_loop(model_path: Path, tiles: int, batch: int, device: str, lanes: int) -> dict[str, float]:
-    """Batched forward passes and softmax over tensors in memory: one loop with torch's threads, or ``lanes``
-    Python threads sharing them (each its own share of the batches), as geoseg's local engine runs the CPU."""
+def bare_loop(model_path: Path, scene: Path, batch: int, device: str, lanes: int) -> dict[str, float]:
+    """Batched forward passes and softmax over the scene's tiles, read and normalised into memory beforehand:
+    one loop with torch's threads, or ``lanes`` Python threads sharing them (each its own share of the
+    batches), as geoseg's local engine runs the CPU."""
     import threading
 
+    import numpy as np
     import torch
 
     import geoseg
+    from geoseg.io.rasters import read_window
+    from geoseg.model.preprocess import normalise
     from geoseg.prediction.device import select_device
+    from geoseg.tiling import tile_grid
 
     dev = select_device(device)
-    network = geoseg.load_model(model_path).network.to(dev).eval()
+    model = geoseg.load_model(model_path)
+    network = model.network.to(dev).eval()
+    import rasterio
+
+    with rasterio.open(scene) as ds:
+        tiles = tile_grid(ds.height, ds.width, TILE, OVERLAP)
+        inputs = [normalise(*read_window(str(scene), t.read, (1, 2, 3), dataset=ds), model.card.normalization)
+                  for t in tiles]
+    batches = [torch.from_numpy(np.stack(inputs[i : i + batch])).to(dev) for i in range(0, len(inputs), batch)]
     if lanes > 1:
         torch.set_num_threads(max(1, torch.get_num_threads() // lanes))
-    x = torch.randn(batch, 3, TILE, TILE, device=dev)
 
-    def loop(batches: int) -> None:
+    def loop(share: list[torch.Tensor]) -> None:
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=dev.type == "cuda"):
-            for _ in range(batches):
+            for x in share:
                 torch.softmax(network(x).float(), dim=1)
 
-    loop(1)  # warm-up
-    batches = -(-tiles // batch)
-    threads = [threading.Thread(target=loop, args=(batches // lanes + (i < batches % lanes),)) for i in range(lanes)]
+    loop(batches[:1])  # warm-up
+    threads = [threading.Thread(target=loop, args=(batches[i::lanes],)) for i in range(lanes)]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -91,7 +103,7 @@ def efficiency(tmp: Path, args: argparse.Namespace, script: Path) -> None:
         before = load()
 
         def bare_loops() -> dict[int, float]:
-            return {lanes: child(script, "bare", "--model", str(model), "--tiles", str(n_tiles), "--batch-size",
+            return {lanes: child(script, "bare", "--model", str(model), "--scene", str(scene), "--batch-size",
                                  str(args.batch_size), "--device", args.device, "--lanes", str(lanes))["seconds"]
                     for lanes in (1, 2)}
 
@@ -148,11 +160,11 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--child", dest="what", choices=["bare"], help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--tiles", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--scene", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--lanes", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.what == "bare":
-        return emit(bare_loop(args.model, args.tiles, args.batch_size, args.device, args.lanes))
+        return emit(bare_loop(args.model, args.scene, args.batch_size, args.device, args.lanes))
 
     script = Path(__file__).resolve()
     with tempfile.TemporaryDirectory(prefix="geoseg-bench-") as tmp:

@@ -139,6 +139,7 @@ def ship() -> None:
     final = RUNS / "final.safetensors"
     report = json.loads(final.with_name("final.report.json").read_text())
     model = geoseg.load_model(final)
+    load = report.get("load_average") or [None]
     metadata = dict(model.card.metadata)
     metadata.update({
         "name": "vehicles",
@@ -155,7 +156,7 @@ def ship() -> None:
         "training_command": "python pipelines/ship_vehicle_model.py all",
         "training_seconds": report.get("seconds"),
         "training_machine": f"{platform.machine()} CPU, {os.cpu_count()} cores shared, no GPU; "
-                            f"load average {report.get('load_average', [None])[0]}",
+                            f"load average {load[0] if load[0] is None else round(load[0], 1)}",
         "validation": {
             "method": "leave one scene out: the scene's imagery and labels never seen in training; scored inside "
                       "its labelled crops only (geoseg.evaluation.partial), uncertain regions left out",

@@ -109,15 +109,16 @@ def load_model(model: str | os.PathLike[str] | None = None, *, network: nn.Modul
     from safetensors.torch import load_file
 
     path = resolve_model_path(model)
-    if path.is_dir():  # a segmentation-models-pytorch save_pretrained folder
-        from .smp_folder import load_folder_model
+    weights = path
+    if path.is_dir():  # a segmentation-models-pytorch save_pretrained folder: weights beside config.json
+        from .smp_folder import WEIGHTS_FILE
 
-        return load_folder_model(path, network=network)
+        weights = path / WEIGHTS_FILE
     card = read_card(path)
     try:
-        state = load_file(str(path))
+        state = load_file(str(weights))
     except Exception as exc:  # safetensors raises its own error types
-        raise ModelError(f"cannot read weights from {str(path)!r}: {exc}") from None
+        raise ModelError(f"cannot read weights from {str(weights)!r}: {exc}") from None
     net = network if network is not None else create_network(card)
     expected = net.state_dict()
     wrong = [k for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]

@@ -110,29 +110,6 @@ def write_card_file(folder: str | os.PathLike[str], card: ModelCard) -> Path:
     return path
 
 
-def load_folder_model(folder: str | os.PathLike[str], *, network: Any = None) -> Model:
-    """Load an smp folder as a :class:`geoseg.Model` (weights only from safetensors; nothing is unpickled)."""
-    from safetensors.torch import load_file
-
-    from .network import Model, create_network  # noqa: F811  (the run-time import of the type-checking name)
-
-    folder = Path(folder)
-    card = read_folder_card(folder)
-    try:
-        state = load_file(str(folder / WEIGHTS_FILE))
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelError(f"cannot read weights from {str(folder / WEIGHTS_FILE)!r}: {exc}") from None
-    net = network if network is not None else create_network(card)
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(
-            f"weights in {str(folder)!r} do not fit the {card.architecture} network: "
-            f"{len(missing)} missing, {len(unexpected)} unexpected tensors (first: {(missing or unexpected)[:3]})"
-        )
-    net.eval()
-    return Model(net, card)
-
-
 def save_smp_folder(model: Model, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write a geoseg model built by segmentation-models-pytorch as a ``save_pretrained`` folder with its card.
 

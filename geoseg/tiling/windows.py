@@ -1,10 +1,15 @@
-"""Pixel windows: a rectangle of a raster's pixels, and cutting a raster into blocks. Pure maths, no I/O."""
+"""Pixel windows: a rectangle of a raster's pixels, cutting a raster into blocks, and a window's pixel frame.
+
+Pure maths, no I/O.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PixelWindow", "block_windows"]
+from affine import Affine
+
+__all__ = ["PixelWindow", "block_windows", "pixel_transform"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +52,12 @@ def block_windows(height: int, width: int, block_size: int) -> list[PixelWindow]
         for r in range(0, height, block_size)
         for c in range(0, width, block_size)
     ]
+
+
+def pixel_transform(window: PixelWindow) -> Affine:
+    """The pixel frame of ``window``: x = global column, y = -(global row), at pixel corners.
+
+    Exact integers, shared by all blocks (so seam vertices match exactly), and
+    north-up like a real raster, so GDAL never takes it for a missing geotransform.
+    """
+    return Affine(1.0, 0.0, float(window.col_off), 0.0, -1.0, -float(window.row_off))

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..classes import PARTS_TAG, PartScheme, part_sidecar_path, parts_from_json
 from ..errors import InputError
-from ..tiling import PixelWindow
+from ..tiling import PixelWindow, pixel_transform
 from .finish import PieceStats
 
 __all__ = ["PARTS_TAG", "SplitJob", "parts_path_for", "read_part_schemes", "split_job", "split_objects", "split_region"]
@@ -123,7 +123,6 @@ def _trace(numbers: np.ndarray, window: PixelWindow, count: int) -> list[Any]:
     import shapely
     from rasterio.features import shapes
 
-    from .tasks import pixel_transform
 
     pieces: list[list[Any]] = [[] for _ in range(count)]
     for geom, value in shapes(numbers, mask=numbers > 0, connectivity=4, transform=pixel_transform(window)):
@@ -159,7 +158,6 @@ def split_objects(
     from rasterio.features import rasterize
 
     from ..io.rasters import open_raster, read_window
-    from .tasks import pixel_transform
 
     geoms = np.asarray(geoms, dtype=object)
     class_id = np.asarray(class_id)

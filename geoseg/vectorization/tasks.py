@@ -24,12 +24,12 @@ import numpy as np
 from ..errors import InputError
 from ..io.rasters import open_raster, read_window
 from ..measure import MetricFrame
-from ..tiling import PixelWindow
+from ..tiling import PixelWindow, pixel_transform
 from .finish import FeatureBatch, PieceStats, PolygonOptions, finish_polygons, polygonal_parts
 from .split import SplitJob, split_objects
 
 __all__ = [
-    "VectorizeJob", "BlockResult", "OpenPieces", "pixel_transform", "vectorize_block", "trace_block", "count_values",
+    "VectorizeJob", "BlockResult", "OpenPieces", "vectorize_block", "trace_block", "count_values",
     "SIDES",
 ]
 
@@ -75,17 +75,6 @@ class BlockResult:
     pieces: OpenPieces
     #: For each interior side: the open piece (index into ``pieces``) owning each edge pixel, -1 for none.
     edges: dict[str, np.ndarray]
-
-
-def pixel_transform(window: PixelWindow):
-    """The pixel frame of ``window``: x = global column, y = -(global row), at pixel corners.
-
-    Exact integers, shared by all blocks (so seam vertices match exactly), and
-    north-up like a real raster, so GDAL never takes it for a missing geotransform.
-    """
-    from affine import Affine
-
-    return Affine(1.0, 0.0, float(window.col_off), 0.0, -1.0, -float(window.row_off))
 
 
 def _nodata(ds) -> int | None:

@@ -30,8 +30,9 @@ def test_vehicles_model_card_is_complete():
 
 
 def test_vehicles_model_loads_with_float16_weights_cast_back():
-    import geoseg
     import torch
+
+    import geoseg
 
     model = geoseg.load_model("vehicles")
     assert all(p.dtype == torch.float32 for p in model.network.parameters())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ def trained(tmp_path_factory, shared_data):
         args += ["--set", item]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    # The weights as first trained: resuming with more epochs (test_resume_...) replaces the model file.
+    shutil.copy(out, folder / "first-run.safetensors")
     return out, args
 
 
@@ -127,6 +130,7 @@ def test_same_seed_same_model(trained, shared_data, tmp_path):
     from safetensors.torch import load_file
 
     out, _ = trained
+    out = out.with_name("first-run.safetensors")
     again = geoseg.train(REPO / "configs/train/new_brunswick.yaml", tmp_path / "again.safetensors",
                          overrides=[f"data_root={shared_data}", *TINY])
     first, second = load_file(str(out)), load_file(str(again.model))
