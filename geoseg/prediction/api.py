@@ -218,7 +218,8 @@ def _predict(
     check_tile_budget(info.path, tiles=tile_count(work.height, work.width, size, options.overlap), tile_size=size,
                       overlap=options.overlap)
     tiles = tile_grid(work.height, work.width, size, options.overlap)
-    side = block_side(tile_size=size, overlap=options.overlap, classes=card.num_classes, batch_size=options.batch_size)
+    side = block_side(tile_size=size, overlap=options.overlap, classes=card.num_classes,
+                      batch_size=options.batch_size, tiles=len(tiles))
     plan = plan_blocks(tiles, work.height, work.width, side)
     job = PredictJob(
         scene=info.path, bands=info.data_bands, grid=grid, height=work.height, width=work.width, tile_size=size,
@@ -284,7 +285,7 @@ def _predict(
                     resample_into(staged, final)
                     staged.remove()
             with ThreadPoolExecutor(len(finals)) as pool:  # GDAL compresses the outputs side by side
-                list(pool.map(CogWriter.commit, finals))
+                list(pool.map(_commit_in_own_env, finals))
         except BaseException:
             for r in rasters:
                 r.remove()
@@ -294,6 +295,14 @@ def _predict(
     seconds = time.perf_counter() - started
     log.info("wrote %s in %.1f s", out, seconds)
     return PredictResult(out, Path(confidence) if confidence else None, len(tiles), info.width, info.height, seconds)
+
+
+def _commit_in_own_env(writer: CogWriter) -> Path:
+    """Commit one output in a thread of its own, inside a GDAL environment of that thread (rasterio's is per thread)."""
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        return writer.commit()
 
 
 #: At most this many CPU lanes: each holds a batch's activations, so memory grows with them.

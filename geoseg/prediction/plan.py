@@ -64,12 +64,23 @@ class StitchPlan:
         return tuple(self.seams[i] for i in self.block_seams[block])
 
 
-def block_side(*, tile_size: int, overlap: int, classes: int, batch_size: int) -> int:
-    """Tiles per block side: an accumulator of at most :data:`ACCUMULATOR_BYTES`, at least one batch of tiles."""
+#: Blocks a scene is cut into at least, where its tiles allow: devices and workers then finish together.
+MIN_BLOCKS = 16
+
+
+def block_side(*, tile_size: int, overlap: int, classes: int, batch_size: int, tiles: int | None = None) -> int:
+    """Tiles per block side: an accumulator of at most :data:`ACCUMULATOR_BYTES` and, for a scene of ``tiles``
+    tiles, about :data:`MIN_BLOCKS` blocks or more; but at least one batch of tiles per block.
+
+    Depends on the scene and the options only, never on the devices or workers, so every layout groups
+    tiles into the same batches.
+    """
     stride = max(1, tile_size - overlap)
     side_px = math.sqrt(ACCUMULATOR_BYTES / (4 * max(1, classes)))
-    by_memory = max(1, int((side_px - overlap) // stride))
-    return max(by_memory, math.isqrt(max(0, batch_size - 1)) + 1)
+    side = max(1, int((side_px - overlap) // stride))
+    if tiles is not None:
+        side = min(side, max(1, math.isqrt(tiles // MIN_BLOCKS)))
+    return max(side, math.isqrt(max(0, batch_size - 1)) + 1)
 
 
 def _groups(count: int, per_group: int) -> list[range]:

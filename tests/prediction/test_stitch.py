@@ -76,6 +76,8 @@ def test_block_side_fits_memory_and_a_batch():
     assert block_side(tile_size=512, overlap=64, classes=2, batch_size=8) >= 3
     assert block_side(tile_size=512, overlap=64, classes=200, batch_size=1) == 1
     assert block_side(tile_size=512, overlap=64, classes=200, batch_size=16) == 4
+    assert block_side(tile_size=512, overlap=64, classes=2, batch_size=4, tiles=81) == 2  # 25 blocks
+    assert block_side(tile_size=512, overlap=64, classes=2, batch_size=8, tiles=10_000) == 6  # memory decides
 
 
 def quantised_scene(height, width, tile, overlap, classes, seed):
