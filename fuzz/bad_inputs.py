@@ -41,7 +41,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO / "fuzz")]
 
 from sweep_cases import CASES, Case, Env  # noqa: E402
 
-COMMANDS = ("predict", "vectorize", "evaluate", "train", "batch")
+COMMANDS = ("predict", "vectorize", "evaluate", "train", "batch", "model", "pseudo-label")
 
 
 class _Canary(http.server.BaseHTTPRequestHandler):
@@ -82,13 +82,14 @@ def can_mount() -> bool:
 
 @contextlib.contextmanager
 def mounted(folder: Path, mounts: tuple[tuple[str, str], ...]) -> Iterator[None]:
-    """Small tmpfs mounts inside ``folder``: ``ro`` read-only, ``full`` 16 KiB."""
+    """Small tmpfs mounts inside ``folder``: ``ro`` read-only, ``full`` 16 KiB, ``full:<size>`` that size."""
     done = []
     try:
         for name, kind in mounts:
             target = folder / name
             target.mkdir()
-            options = "size=64k,ro" if kind == "ro" else "size=16k"
+            # "ro": read-only; "full": 16 KiB; "full:256k": a disk of that size, to fill mid-write
+            options = "size=64k,ro" if kind == "ro" else f"size={kind.partition(':')[2] or '16k'}"
             subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], check=True)
             done.append(target)
         yield
@@ -185,12 +186,12 @@ def build_env(root: Path, canary_url: str) -> Env:
 
 def table(outcomes: list[Outcome]) -> str:
     tried, clean = Counter(o.case.command for o in outcomes), Counter(o.case.command for o in outcomes if o.ok)
-    rows = [f"| {'command':<10} | {'bad inputs tried':>16} | {'clean (one line, exit 1/2, nothing left)':>42} |",
-            f"|{'-' * 12}|{'-' * 18}|{'-' * 44}|"]
+    rows = [f"| {'command':<12} | {'bad inputs tried':>16} | {'clean (one line, exit 1/2, nothing left)':>42} |",
+            f"|{'-' * 14}|{'-' * 18}|{'-' * 44}|"]
     for command in COMMANDS:
         if tried[command]:
-            rows.append(f"| {command:<10} | {tried[command]:>16} | {clean[command]:>42} |")
-    rows.append(f"| {'total':<10} | {sum(tried.values()):>16} | {sum(clean.values()):>42} |")
+            rows.append(f"| {command:<12} | {tried[command]:>16} | {clean[command]:>42} |")
+    rows.append(f"| {'total':<12} | {sum(tried.values()):>16} | {sum(clean.values()):>42} |")
     return "\n".join(rows)
 
 

@@ -250,10 +250,25 @@ _out_case("--out in a read-only folder", lambda d, s: ["--out", str(d / "ro" / "
           mentions="read-only")
 _out_case("--out on a full disk", lambda d, s: ["--out", str(d / "full" / "out.tif")], mounts=(("full", "full"),),
           size=300, mentions="disk is full")
+_out_case("--out and --confidence on a disk that fills mid-write",
+          lambda d, s: ["--out", str(d / "full" / "out.tif"), "--confidence", str(d / "full" / "conf.tif")],
+          mounts=(("full", "full:256k"),), size=300, mentions="disk is full")
+_out_case("--tta sideways", lambda d, s: ["--out", str(d / "out.tif"), "--tta", "sideways"], code=2)
+_out_case("--model-weights for two models, one given",
+          lambda d, s: ["--out", str(d / "out.tif"), "--model-weights", "0.5,0.5"], code=2, mentions="weight")
 _out_case("--overlap >= tile size", lambda d, s: ["--out", str(d / "out.tif"), "--overlap", "128"], code=2)
 _out_case("--tile-size 4", lambda d, s: ["--out", str(d / "out.tif"), "--tile-size", "4"], code=2)
 _out_case("--overlap -1", lambda d, s: ["--out", str(d / "out.tif"), "--overlap", "-1"], code=2)
 _out_case("--blend max", lambda d, s: ["--out", str(d / "out.tif"), "--blend", "max"], code=2)
+
+
+@case("predict", "model: an ensemble whose models have other classes", code=1, mentions="other.safetensors")
+def _ensemble(d: Path, env: Env) -> list[str]:
+    from support.nets import tiny_unet
+
+    other = tiny_unet(tile_size=128, classes=3).save(d / "other.safetensors")
+    return ["predict", str(_scene(d)), "--model", str(env.tiny_model), "--model", str(other),
+            "--out", str(d / "out.tif")]
 
 
 @case("predict", "usage: --resample of a 300 m scene to a 15 cm model", code=2, mentions="coarse.tif")
@@ -632,3 +647,49 @@ _bcase("output: root on a full disk (scenes fail, nothing half-written)",
                            output=str(d / "full" / "out"))(d, e),
        mounts=(("full", "full"),), records=True, root="full/out")
 
+
+
+# -- model -------------------------------------------------------------------------------------
+
+
+def _model_command(name: str, make: Callable[[Path, Env], list[str]], *, code: int | None = None,
+                   mentions: str | None = None) -> None:
+    case("model", name, code=code, mentions=mentions)(make)
+
+
+_model_command("show: a missing file", lambda d, e: ["model", "show", str(d / "none.safetensors")], code=1,
+               mentions="none.safetensors")
+_model_command("show: random bytes", lambda d, e: ["model", "show", str(h.write_random_bytes(d / "m.safetensors"))],
+               code=1, mentions="m.safetensors")
+_model_command("show: a card that is a list", lambda d, e: ["model", "show", str(
+    h.write_card_only_model(d / "m.safetensors", f"[{json.dumps(h.shipped_card())}]"))], code=1)
+_model_command("stac: --out is the model", lambda d, e: [
+    "model", "stac", str(_link(d, "m.safetensors", e.tiny_model, hard=True)), "--out", str(d / "m.safetensors"),
+    "--overwrite"], code=2)
+_model_command("stac: --out in a missing folder", lambda d, e: [
+    "model", "stac", str(e.tiny_model), "--out", str(d / "nope" / "item.json")], code=1)
+
+
+# -- pseudo-label ------------------------------------------------------------------------------
+
+
+def _pseudo(name: str, make: Callable[[Path, Env], list[str]], *, code: int | None = None,
+            mentions: str | None = None) -> None:
+    case("pseudo-label", name, code=code, mentions=mentions)(make)
+
+
+def _pl(d: Path, e: Env, *scenes: Path, threshold: str = "0.9", out: str = "labels") -> list[str]:
+    return ["pseudo-label", *map(str, scenes), "--model", str(e.tiny_model), "--min-confidence", threshold,
+            "--out", str(d / out)]
+
+
+_pseudo("no scenes", lambda d, e: _pl(d, e), code=2)
+_pseudo("--min-confidence 0", lambda d, e: _pl(d, e, _scene(d), threshold="0"), code=2)
+_pseudo("--min-confidence 1.5", lambda d, e: _pl(d, e, _scene(d), threshold="1.5"), code=2)
+_pseudo("--out is a file", lambda d, e: _pl(d, e, _scene(d), out="scene.tif"), code=2)
+_pseudo("a missing scene", lambda d, e: _pl(d, e, d / "missing.tif"), code=1, mentions="missing.tif")
+_pseudo("a scene of random bytes", lambda d, e: _pl(d, e, h.write_random_bytes(d / "noise.tif")), code=1,
+        mentions="noise.tif")
+_pseudo("the second scene is truncated (nothing of the first is left)",
+        lambda d, e: _pl(d, e, _scene(d), h.write_truncated(_scene(d, "cut.tif"))), code=1, mentions="cut.tif")
+_pseudo("two scenes with one name", lambda d, e: _pl(d, e, _scene(d), _scene(_folder(d / "b"))), code=2)

@@ -84,14 +84,18 @@ def _building(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return next(r for r in rows if r["name"] == "building")
 
 
-def score(model: str | Path, image: Path, labels: Path, tmp: Path, client: Any, *,
-          splits: tuple[bool, ...]) -> dict:
-    """predict -> vectorize (with and/or without the split) -> evaluate; counts to pool over scenes."""
+def score(model: str | Path | list[str | Path], image: Path, labels: Path, tmp: Path, client: Any, *,
+          splits: tuple[bool, ...], **predict_options: Any) -> dict:
+    """predict -> vectorize (with and/or without the split) -> evaluate; counts to pool over scenes.
+
+    ``model`` may be a list (an ensemble); ``predict_options`` go to :func:`geoseg.predict` (e.g. ``tta``).
+    """
     import geoseg
 
     lc, conf = tmp / "landcover.tif", tmp / "confidence.tif"
     started = time.perf_counter()
-    geoseg.predict(image, model, lc, confidence=conf, resample=True, client=client, overwrite=True)
+    geoseg.predict(image, model, lc, confidence=conf, resample=True, client=client, overwrite=True,
+                   **predict_options)
     out: dict[str, Any] = {"predict_seconds": round(time.perf_counter() - started, 1)}
     for split in splits:
         gpkg = tmp / f"buildings-{split}.gpkg"

@@ -1,7 +1,7 @@
 """Train, measure and ship the buildings-and-vehicles model (geoseg/model/weights/vehicles.safetensors).
 
     python pipelines/ship_vehicle_model.py train       # the final model and the leave-one-scene-out folds
-    python pipelines/ship_vehicle_model.py evaluate    # each fold on the scene it never saw
+    python pipelines/ship_vehicle_model.py evaluate    # each fold on its unseen scene [--tta flips] [--refine guided]
     python pipelines/ship_vehicle_model.py ship        # card with figures and licences, float16, 25 MB check
     python pipelines/ship_vehicle_model.py all         # the three in order
 
@@ -72,8 +72,9 @@ def train(uniform: bool) -> None:
         print(f"{name}: trained in {time.perf_counter() - started:.0f} s (load {os.getloadavg()[0]:.1f})", flush=True)
 
 
-def score(model: Path, scene: str, folder: Path) -> dict:
-    """predict -> vectorize -> partial evaluation of one scene, inside its labelled crops."""
+def score(model: Path, scene: str, folder: Path, **predict_options: object) -> dict:
+    """predict -> vectorize -> partial evaluation of one scene, inside its labelled crops (``predict_options``
+    go to geoseg.predict, e.g. ``tta="flips"``)."""
     from geoseg.evaluation.partial import evaluate_partial
 
     cfg = _config()
@@ -81,7 +82,7 @@ def score(model: Path, scene: str, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     lc, conf, vec = folder / "landcover.tif", folder / "confidence.tif", folder / "vectors.gpkg"
     t0 = time.perf_counter()
-    geoseg.predict(spec.image, model, lc, confidence=conf, resample=True, overwrite=True)
+    geoseg.predict(spec.image, model, lc, confidence=conf, resample=True, overwrite=True, **predict_options)
     t1 = time.perf_counter()
     geoseg.vectorize(lc, vec, confidence=conf, classes=["building", "vehicle"], overwrite=True)
     t2 = time.perf_counter()
@@ -104,7 +105,11 @@ def _summary(m: dict) -> dict:
     }
 
 
-def evaluate(uniform: bool) -> dict:
+def evaluate(uniform: bool, predict_options: dict | None = None) -> dict:
+    """Each fold on its held-out scene; ``predict_options`` (e.g. test-time augmentation) go to predict, and the
+    results to eval/folds.json, or eval/folds-<options>.json with options."""
+    predict_options = predict_options or {}
+    suffix = "".join(f"-{k}-{v}" for k, v in sorted(predict_options.items()))
     results = {}
     for name, holdout, _ in _jobs(uniform):
         if not holdout:
@@ -114,7 +119,7 @@ def evaluate(uniform: bool) -> dict:
             print(f"{name}: no model, skipped (run train first)", flush=True)
             continue
         scene = holdout[0]
-        m = score(model, scene, RUNS / "eval" / name)
+        m = score(model, scene, RUNS / "eval" / f"{name}{suffix}", **predict_options)
         results[name] = {"held_out": scene, **_summary(m), "seconds": m["seconds"]}
         print(name, json.dumps(results[name]), flush=True)
     folds = [v for k, v in results.items() if not k.endswith("uniform")]
@@ -129,7 +134,7 @@ def evaluate(uniform: bool) -> dict:
         results["pooled_over_folds"] = {"polygon_iou0.5": pooled("polygon_iou0.5"),
                                         "polygon_iou0.3": pooled("polygon_iou0.3")}
     (RUNS / "eval").mkdir(parents=True, exist_ok=True)
-    (RUNS / "eval" / "folds.json").write_text(json.dumps(results, indent=1))
+    (RUNS / "eval" / f"folds{suffix}.json").write_text(json.dumps(results, indent=1))
     return results
 
 
@@ -184,11 +189,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=["train", "evaluate", "ship", "all"])
     parser.add_argument("--uniform", action="store_true", help="also the Kampala fold with uniform sampling")
+    parser.add_argument("--tta", choices=["none", "flips", "d4"], default="none", help="evaluate: test-time views")
+    parser.add_argument("--refine", choices=["none", "guided"], default="none", help="evaluate: edge-aware refinement")
     args = parser.parse_args()
     if args.step in ("train", "all"):
         train(args.uniform)
     if args.step in ("evaluate", "all"):
-        evaluate(args.uniform)
+        options = {k: v for k, v in (("tta", args.tta), ("refine", args.refine)) if v != "none"}
+        evaluate(args.uniform, options)
     if args.step in ("ship", "all"):
         ship()
 

@@ -15,11 +15,13 @@ from .options import accept_verbosity, configure_logging, verbosity_options
 
 _COMMANDS = {
     "predict": "geoseg.cli.predict",
+    "pseudo-label": "geoseg.cli.pseudo_label",
     "vectorize": "geoseg.cli.vectorize",
     "train": "geoseg.cli.train",
     "evaluate": "geoseg.cli.evaluate",
     "batch": "geoseg.cli.batch",
     "demo": "geoseg.cli.demo",
+    "model": "geoseg.cli.model",
 }
 
 

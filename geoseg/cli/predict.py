@@ -29,8 +29,11 @@ def _options_are_usage_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.command("predict")
 @click.argument("scene", type=click.Path(dir_okay=False, path_type=str))  # str: an https:// URL stays whole
-@click.option("--model", "model", default=None,
-              help="Model file (.safetensors) or shipped model name [default: buildings].")
+@click.option("--model", "model", multiple=True,
+              help="Model file (.safetensors) or shipped model name [default: buildings]; repeat it to average "
+                   "several models (an ensemble).")
+@click.option("--model-weights", "model_weights", default=None, metavar="W1,W2,...",
+              help="Weights of the ensemble's models, one per --model, e.g. 0.6,0.4 [default: equal].")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Output class-id COG.")
 @click.option("--confidence", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -41,8 +44,9 @@ def _options_are_usage_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.pass_context
 @_options_are_usage_errors
 @step_options(PredictOptions)
-def command(ctx: click.Context, scene: str, model: str | None, out: Path, confidence: Path | None,
-            options: PredictOptions, scheduler: str | None, workers: int | None, overwrite: bool) -> None:
+def command(ctx: click.Context, scene: str, model: tuple[str, ...], model_weights: str | None, out: Path,
+            confidence: Path | None, options: PredictOptions, scheduler: str | None, workers: int | None,
+            overwrite: bool) -> None:
     """Segment SCENE (a GeoTIFF, or a COG's https:// URL, read by ranges) into a land-cover COG.
 
     Runs in threads of this process, one model per device, unless --scheduler
@@ -50,12 +54,16 @@ def command(ctx: click.Context, scene: str, model: str | None, out: Path, confid
     """
     with user_errors():
         from ..prediction.api import predict
+        from ..prediction.techniques import parse_weights
 
+        weights = None if model_weights is None else parse_weights(model_weights)
+        models = None if not model else model[0] if len(model) == 1 else list(model)
         result = predict(
-            scene, model, out, confidence=confidence, tile_size=options.tile_size, overlap=options.overlap,
-            blend=options.blend, batch_size=options.batch_size, device=options.device, resample=options.resample,
-            read_threads=options.read_threads, scheduler=scheduler, workers=workers, overwrite=overwrite,
-            progress=show_progress(ctx),
+            scene, models, out, model_weights=weights, confidence=confidence, tile_size=options.tile_size,
+            overlap=options.overlap, blend=options.blend, batch_size=options.batch_size, device=options.device,
+            resample=options.resample,
+            read_threads=options.read_threads, tta=options.tta, refine=options.refine, scheduler=scheduler,
+            workers=workers, overwrite=overwrite, progress=show_progress(ctx),
         )
         if show_progress(ctx):
             click.echo(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import click
@@ -33,7 +32,6 @@ def command(
         from ..training.api import require_training_packages, train
 
         require_training_packages()
-        _follow_cli_logging()
         result = train(
             config, out, overrides=overrides, overwrite=overwrite, resume=resume, progress=show_progress(ctx)
         )
@@ -43,15 +41,3 @@ def command(
                 f"{result.best_miou:.3f}, {result.seconds:.0f} s; report: {result.report}", err=True,
             )
 
-
-def _follow_cli_logging() -> None:
-    """Lightning installs its own INFO console handler on import; route its logs through ours instead."""
-    import lightning  # noqa: F401  (imported here so that its handler exists before we remove it)
-
-    level = logging.getLogger().getEffectiveLevel()
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = True

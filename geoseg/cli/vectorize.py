@@ -35,7 +35,7 @@ def command(ctx: click.Context, raster: Path, out: Path, confidence: Path | None
         result = vectorize(
             raster, out, confidence=confidence, classes=classes, min_area=options.min_area,
             simplify=options.simplify, fill_holes=options.fill_holes, regularize=options.regularize,
-            rectangles=options.rectangles,
+            rectangles=options.rectangles, rfc7946=options.rfc7946,
             block_size=options.block_size, split=options.split, min_seed_area=options.min_seed_area,
             parts=parts, scheduler=scheduler, workers=workers, overwrite=overwrite,
             progress=show_progress(ctx),

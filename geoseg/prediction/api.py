@@ -12,6 +12,7 @@ comes back and turns it into COGs.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import time
@@ -30,13 +31,14 @@ from ..io.rasters import Grid, SceneInfo, inspect_scene
 from ..model.card import ModelCard
 from ..safety.files import same_file
 from ..safety.limits import check_raster_budget, check_resample_factor, check_tile_budget
-from ..tiling import tile_count, tile_grid
+from ..tiling import tile_count
 from .job import Piece, PredictJob
 from .options import PredictOptions
 from .parts import display_lut, display_tags, sidecar_for, sidecar_meta
 from .plan import StitchPlan, block_side, plan_blocks
 from .stitch import quantisation_scale
 from .style import class_style, confidence_style
+from .techniques import check_ensemble, ensemble_weights
 from .write import GDAL_CACHE_BYTES, CogWriter, StagingRaster, class_colormap, resample_into
 
 if TYPE_CHECKING:
@@ -127,13 +129,48 @@ def _is_model_object(model: Any) -> bool:
     return type(model).__name__ == "Model" and hasattr(model, "network") and hasattr(model, "card")
 
 
+def _resolve_models(model: Any, weights: Sequence[float] | None) -> tuple[list[ModelCard], tuple[Any, ...],
+                                                                             tuple[float, ...]]:
+    """Cards, sources (a Model, or a model file's absolute path) and weights (adding up to 1) of ``model``: one model
+    or a list of them (an ensemble, checked to read and write alike: :func:`~.techniques.check_ensemble`)."""
+    from ..model.file import read_card, resolve_model_path
+
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        raise UsageError("no model given; pass one model, or a list of models to ensemble")
+    shares = ensemble_weights(weights, len(models))
+    cards: list[ModelCard] = []
+    sources: list[Any] = []
+    names: list[str] = []
+    for m in models:
+        if _is_model_object(m):
+            cards.append(m.card)
+            sources.append(m)
+            names.append(f"model {len(names) + 1} ({m.card.architecture})")
+            continue
+        path = resolve_model_path(m)
+        card = read_card(path)
+        if not card.rebuildable:
+            raise InputError(
+                f"model file {str(path)!r} holds a {card.architecture!r} network that geoseg cannot rebuild; "
+                "load it with geoseg.load_model(path, network=your_module) and pass that Model"
+            )
+        cards.append(card)
+        sources.append(str(path.resolve()))
+        names.append(str(path))
+    if len(cards) > 1:
+        check_ensemble(cards, names)
+    return cards, tuple(sources), shares
+
+
 def predict(
     scene: str | os.PathLike[str],
-    model: Model | str | os.PathLike[str] | None = None,
+    model: Model | str | os.PathLike[str] | Sequence[Model | str | os.PathLike[str]] | None = None,
     out: str | os.PathLike[str] = "landcover.tif",
     *,
     confidence: str | os.PathLike[str] | None = None,
     parts: str | os.PathLike[str] | bool = True,
+    model_weights: Sequence[float] | None = None,
     tile_size: int | None = _DEFAULTS.tile_size,
     overlap: int = _DEFAULTS.overlap,
     blend: str = _DEFAULTS.blend,
@@ -141,6 +178,8 @@ def predict(
     device: str = _DEFAULTS.device,
     resample: bool = _DEFAULTS.resample,
     read_threads: int | None = _DEFAULTS.read_threads,
+    tta: str = _DEFAULTS.tta,
+    refine: str = _DEFAULTS.refine,
     scheduler: str | None = None,
     workers: int | None = None,
     client: Client | None = None,
@@ -150,7 +189,12 @@ def predict(
     """Segment ``scene`` with ``model`` and write class ids (and optionally confidence) as COGs.
 
     ``model`` is a :class:`geoseg.Model`, a model file path, a shipped model's
-    short name, or ``None`` for the default shipped model.  Runs in threads of
+    short name, or ``None`` for the default shipped model; a list of them is
+    an ensemble, whose softmax probabilities are averaged with
+    ``model_weights`` (default: equal).  ``tta="flips"`` or ``"d4"`` also
+    averages over flipped or rotated views of every tile (see
+    :mod:`geoseg.prediction.techniques`); ``refine="guided"`` makes class
+    edges follow image edges (:mod:`geoseg.prediction.refine`).  Runs in threads of
     this process, one model per device, unless given a Dask ``client``, the
     ``scheduler`` address of a Dask cluster, or a number of local Dask
     ``workers`` (processes).  The options are those of :class:`PredictOptions`.
@@ -162,12 +206,13 @@ def predict(
     """
     options = PredictOptions(
         tile_size=tile_size, overlap=overlap, blend=blend, batch_size=batch_size, device=device, resample=resample,
-        read_threads=read_threads,
+        read_threads=read_threads, tta=tta, refine=refine,
     )
     on_dask = client is not None or scheduler is not None or workers is not None
     return _predict(scene, model, out, options, confidence=confidence, parts=parts,
                     cluster=ClusterSpec(scheduler, workers),
-                    client=client, on_dask=on_dask, overwrite=overwrite, progress=progress)
+                    client=client, on_dask=on_dask, overwrite=overwrite, progress=progress,
+                    model_weights=model_weights)
 
 
 def _predict(
@@ -183,9 +228,8 @@ def _predict(
     on_dask: bool,
     overwrite: bool,
     progress: bool,
+    model_weights: Sequence[float] | None = None,
 ) -> PredictResult:
-    from ..model.file import read_card, resolve_model_path
-
     started = time.perf_counter()
     out = check_writable(out, overwrite=overwrite, inputs=[scene])
     if confidence is not None:
@@ -193,16 +237,8 @@ def _predict(
         if same_file(confidence, out):
             raise UsageError("--confidence must name a different file than --out")
 
-    if _is_model_object(model):
-        card, source = model.card, model
-    else:
-        path = resolve_model_path(model)
-        card, source = read_card(path), str(path.resolve())
-        if not card.rebuildable:
-            raise InputError(
-                f"model file {str(path)!r} holds a {card.architecture!r} network that geoseg cannot rebuild; "
-                "load it with geoseg.load_model(path, network=your_module) and pass that Model"
-            )
+    cards, sources, weights = _resolve_models(model, model_weights)
+    card = cards[0]  # the ensemble's models agree on classes, bands and nodata; the first one's tile size is used
     info = inspect_scene(scene)
     check_scene_fits_card(info, card)
     if not options.resample:
@@ -215,20 +251,20 @@ def _predict(
         raise UsageError(f"tile size must be >= 8, got {size}")
     if not 0 <= options.overlap < size:
         raise UsageError(f"overlap must be in [0, tile size {size}), got {options.overlap}; use a smaller --overlap")
-    check_tile_budget(info.path, tiles=tile_count(work.height, work.width, size, options.overlap), tile_size=size,
-                      overlap=options.overlap)
-    tiles = tile_grid(work.height, work.width, size, options.overlap)
+    tiles = tile_count(work.height, work.width, size, options.overlap)
+    check_tile_budget(info.path, tiles=tiles, tile_size=size, overlap=options.overlap)
     side = block_side(tile_size=size, overlap=options.overlap, classes=card.num_classes,
-                      batch_size=options.batch_size, tiles=len(tiles))
-    plan = plan_blocks(tiles, work.height, work.width, side)
+                      batch_size=options.batch_size, tiles=tiles)
+    plan = plan_blocks(work.height, work.width, size, options.overlap, side)
     job = PredictJob(
         scene=info.path, bands=info.data_bands, grid=grid, height=work.height, width=work.width, tile_size=size,
-        overlap=options.overlap, blend=options.blend, scale=quantisation_scale(tiles), batch_size=options.batch_size,
+        overlap=options.overlap, blend=options.blend, batch_size=options.batch_size,
+        scale=quantisation_scale(work.height, work.width, size, options.overlap),
         use_mask=card.nodata == "mask", read_threads=options.read_threads, confidence=confidence is not None,
     )
     log.info("%s: %dx%d px, %d tiles of %d px in %d blocks (overlap %d, blend %s)", info.path, work.width,
-             work.height, len(tiles), size, len(plan.blocks), options.overlap, options.blend)
-    lanes = None if on_dask else _local_lanes(source, options.device)
+             work.height, tiles, size, len(plan.blocks), options.overlap, options.blend)
+    lanes = None if on_dask else _local_lanes(sources, weights, options)
     sidecar = sidecar_for(card, out, parts)
     if sidecar is not None:
         sidecar = check_writable(sidecar, overwrite=overwrite)
@@ -238,7 +274,11 @@ def _predict(
 
     import rasterio
 
-    tags = {**display_tags(card), "GEOSEG_MODEL": card.architecture}
+    tags = {**display_tags(card), "GEOSEG_MODEL": "+".join(c.architecture for c in cards)}
+    if options.tta != "none":
+        tags["GEOSEG_TTA"] = options.tta
+    if options.refine != "none":
+        tags["GEOSEG_REFINE"] = options.refine
     ids_meta: dict[str, Any] = dict(nodata=NODATA, colormap=class_colormap(card.display_classes), tags=tags,
                                     description="class id", style=class_style(card.classes))
     conf_meta: dict[str, Any] = dict(nodata=0, tags={"GEOSEG_CONFIDENCE": "max probability x 255"},
@@ -278,14 +318,13 @@ def _predict(
                 if sidecar is not None:
                     targets[-1].write(piece.window, piece.class_ids)
 
-            _run(job, plan, source, options, lanes, sink, class_ids=card.class_ids, cluster=cluster, client=client,
-                 progress=progress, label=Path(info.path).name)
+            _run(job, plan, sources, weights, options, lanes, sink, class_ids=card.class_ids, cluster=cluster,
+                 client=client, progress=progress, label=Path(info.path).name)
             for staged, final in zip(targets, finals, strict=False):
                 if staged is not final:
                     resample_into(staged, final)
                     staged.remove()
-            with ThreadPoolExecutor(len(finals)) as pool:  # GDAL compresses the outputs side by side
-                list(pool.map(_commit_in_own_env, finals))
+            _commit_all(finals)
         except BaseException:
             for r in rasters:
                 r.remove()
@@ -294,7 +333,17 @@ def _predict(
             raise
     seconds = time.perf_counter() - started
     log.info("wrote %s in %.1f s", out, seconds)
-    return PredictResult(out, Path(confidence) if confidence else None, len(tiles), info.width, info.height, seconds)
+    return PredictResult(out, Path(confidence) if confidence else None, tiles, info.width, info.height, seconds)
+
+
+def _commit_all(finals: Sequence[CogWriter]) -> None:
+    """Commit the outputs side by side (GDAL compresses each in threads of its own).  Of several failures, a full
+    disk is the one reported: once one commit has failed and cleaned up, the others may no longer see the disk full."""
+    with ThreadPoolExecutor(len(finals)) as pool:
+        futures = [pool.submit(_commit_in_own_env, f) for f in finals]
+    errors = [e for e in (f.exception() for f in futures) if e is not None]
+    if errors:
+        raise min(errors, key=lambda e: getattr(e, "errno", None) != errno.ENOSPC)
 
 
 def _commit_in_own_env(writer: CogWriter) -> Path:
@@ -309,18 +358,19 @@ def _commit_in_own_env(writer: CogWriter) -> Path:
 CPU_LANES = 2
 
 
-def _local_lanes(source: Any, device: str) -> list[Any]:
+def _local_lanes(sources: Sequence[Any], weights: Sequence[float], options: PredictOptions) -> list[Any]:
     """One lane per GPU; on the CPU up to :data:`CPU_LANES` lanes that share the torch threads."""
     import torch
 
     from ..model.network import load_model
     from .device import Predictor, local_devices
 
-    devices = local_devices(device)
-    model = source if _is_model_object(source) else load_model(source)
+    devices = local_devices(options.device)
+    loaded = {s: load_model(s) for s in sources if not _is_model_object(s)}  # a file named twice is loaded once
+    models = [s if _is_model_object(s) else loaded[s] for s in sources]
     lanes = []
     for d in devices:
-        predictor = Predictor(model, d)
+        predictor = Predictor(models, d, weights=weights, tta=options.tta, refine=options.refine)
         lanes += [predictor] * (min(CPU_LANES, torch.get_num_threads()) if d.type == "cpu" else 1)
     return lanes
 
@@ -346,7 +396,8 @@ def _torch_threads_per_lane(lanes: list[Any]) -> Iterator[None]:
 def _run(
     job: PredictJob,
     plan: StitchPlan,
-    source: Any,
+    sources: Sequence[Any],
+    weights: Sequence[float],
     options: PredictOptions,
     lanes: list[Any] | None,
     sink: Any,
@@ -369,5 +420,6 @@ def _run(
         from .on_dask import run_on_dask
 
         with dask_client(cluster, client=client) as c:
-            run_on_dask(c, job, plan, source, device=options.device, class_ids=class_ids, sink=sink,
-                        on_tiles=bar.update)
+            run_on_dask(c, job, plan, sources, weights=weights, tta=options.tta, refine=options.refine,
+                        device=options.device,
+                        class_ids=class_ids, sink=sink, on_tiles=bar.update)

@@ -1,9 +1,11 @@
 """Where the network runs: normalising, predicting, weighting and accumulating tiles on one device (torch).
 
-:class:`Predictor` holds one model on one device, shared by the threads that
-use it.  For each block of a :class:`~.plan.StitchPlan` it uploads the tiles
-as the file stores them (uint8 stays uint8), normalises them, runs the network
-(float16 autocast on CUDA), turns logits into probabilities, multiplies them
+:class:`Predictor` holds one model (or an ensemble, see :mod:`.techniques`) on
+one device, shared by the threads that use it.  For each block of a
+:class:`~.plan.StitchPlan` it uploads the tiles as the file stores them (uint8
+stays uint8), normalises them, runs the network
+(float16 autocast on CUDA), turns logits into probabilities (averaged over
+the models and test-time views, if there are several), multiplies them
 by the blend weights, rounds them to integers (:func:`~.stitch.quantise_tile`
 is the numpy reference) and adds them into one int32 accumulator over the
 block's extent.  Only the finished uint8 class ids and confidence of the
@@ -31,6 +33,7 @@ from .options import check_device_name
 from .parts import concentrate
 from .plan import Block, Seam
 from .read import ReadTile
+from .techniques import REFINE_MODES, ensemble_weights, views
 
 if TYPE_CHECKING:
     from ..model.network import Model
@@ -164,16 +167,40 @@ class _Pinned:
         return out
 
 
-class Predictor:
-    """One model on one device, shared by threads; :meth:`run_block` predicts one block of a plan."""
+class _Member:
+    """One model of a :class:`Predictor`: its network on the device, its normalisation and its ensemble weight."""
 
-    def __init__(self, model: Model, device: torch.device) -> None:
-        card = model.card
-        self.card = card
-        self.device = device
+    def __init__(self, model: Model, device: torch.device, weight: float) -> None:
+        norm = model.card.normalization
         self.network = _prepared(model.network, device)
-        self._mean = torch.tensor(card.normalization.mean, dtype=torch.float32, device=device).view(-1, 1, 1)
-        self._std = torch.tensor(card.normalization.std, dtype=torch.float32, device=device).view(-1, 1, 1)
+        self.mean = torch.tensor(norm.mean, dtype=torch.float32, device=device).view(-1, 1, 1)
+        self.std = torch.tensor(norm.std, dtype=torch.float32, device=device).view(-1, 1, 1)
+        self.weight = weight
+
+
+class Predictor:
+    """One model, or an ensemble of models, on one device, shared by threads; :meth:`run_block` predicts one block.
+
+    ``model`` is a :class:`~geoseg.model.network.Model` or a list of them (an
+    ensemble, whose probabilities are averaged with ``weights``; see
+    :mod:`.techniques`); ``tta`` is a test-time augmentation mode of
+    :data:`~.techniques.TTA_MODES`.  The first model's card describes the output.
+    """
+
+    def __init__(self, model: Model | Sequence[Model], device: torch.device, *,
+                 weights: Sequence[float] | None = None, tta: str = "none", refine: str = "none") -> None:
+        models = [model] if not isinstance(model, Sequence) else list(model)
+        if not models:
+            raise ValueError("a Predictor needs at least one model")
+        shares = ensemble_weights(weights, len(models))
+        self.card = models[0].card
+        self.device = device
+        #: Models of weight 0 add nothing to the average, so they are not run.
+        self.members = [_Member(m, device, w) for m, w in zip(models, shares, strict=True) if w > 0]
+        self.views = views(tta)
+        if refine not in REFINE_MODES:
+            raise ValueError(f"refine must be one of {REFINE_MODES}, got {refine!r}")
+        self.refine = refine
         self._weights: dict[tuple[Any, ...], torch.Tensor] = {}
         self._pinned = _Pinned() if device.type == "cuda" else None
         #: One batch at a time on a GPU (other threads read meanwhile); CPU threads each compute their own.
@@ -210,11 +237,57 @@ class Predictor:
             w = self._weights[key] = torch.from_numpy(grid.weights(tile) * job.scale).to(self.device)
         return w
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _forward(self, network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
-                return self.network(x).float()
-        return self.network(x).float()
+                return network(x).float()
+        return network(x).float()
+
+    def _probabilities(self, raw: torch.Tensor, valid: torch.Tensor, whole: list[bool],
+                       bad: torch.Tensor) -> torch.Tensor:
+        """Softmax probabilities ``(N, C, H, W)`` of the batch: one model's, or the weighted mean over the models
+        and the test-time views (each view's probabilities mapped back onto the tile before they are added)."""
+        x = self._scratch("input", raw.shape, torch.float32)
+        averaging = len(self.members) > 1 or len(self.views) > 1
+        if any(v.quarter_turns % 2 for v in self.views) and x.shape[2] != x.shape[3]:
+            raise InputError(f"--tta d4 needs square tiles, got {x.shape[2]}x{x.shape[3]}; use --tta flips")
+        mean: torch.Tensor | None = None
+        for member in self.members:
+            for i in range(len(whole)):  # tile by tile: the temporaries stay in cache
+                x[i].copy_(raw[i]).sub_(member.mean).div_(member.std)
+                if not whole[i]:
+                    x[i].mul_(valid[i])
+            for view in self.views:
+                logits = self._forward(member.network, x if view.identity else view.apply(x).contiguous())
+                if logits.shape[1] != self.card.num_classes or logits.shape[2:] != x.shape[2:]:
+                    raise InputError(
+                        f"the network returned shape {tuple(logits.shape[1:])} for input {tuple(x.shape[1:])}; "
+                        f"expected {self.card.num_classes} classes at the input size (tile size must suit the "
+                        "architecture, e.g. a multiple of 32)"
+                    )
+                bad.logical_or_(~torch.isfinite(logits.sum()))  # one NaN or infinity makes the sum non-finite
+                probs = torch.softmax(logits, dim=1, out=self._scratch("probs", logits.shape, logits.dtype))
+                if not averaging:
+                    return probs
+                if mean is None:
+                    mean = self._scratch("mean", probs.shape, probs.dtype).zero_()
+                mean.add_(view.invert(probs), alpha=member.weight / len(self.views))
+        if mean is None:
+            raise ValueError("a Predictor without models of positive weight")
+        return mean
+
+    def _guided(self, probs: torch.Tensor, raw: torch.Tensor, valid: torch.Tensor, whole: list[bool]) -> torch.Tensor:
+        """``probs`` filtered with the tiles as guide (:func:`~.refine.guided_filter`).  The guide is the first
+        model's normalised input over 4: about 0-1 across the bands' usual range, whatever their dtype."""
+        from .refine import guided_filter
+
+        first = self.members[0]
+        guide = self._scratch("guide", raw.shape, torch.float32)
+        for i in range(len(whole)):
+            guide[i].copy_(raw[i]).sub_(first.mean).div_(first.std * 4)
+            if not whole[i]:
+                guide[i].mul_(valid[i])
+        return guided_filter(probs, guide)
 
     def _add_batch(self, job: PredictJob, extent: PixelWindow, acc: torch.Tensor, bad: torch.Tensor,
                    batch: list[ReadTile]) -> None:
@@ -222,20 +295,9 @@ class Predictor:
         whole = [bool(v.all()) for _, _, v in batch]  # tiles without invalid pixels skip the masking
         valid = self._upload([v for _, _, v in batch])
         raw = self._upload([d for _, d, _ in batch])
-        x = self._scratch("input", raw.shape, torch.float32)
-        for i in range(len(batch)):  # tile by tile: the temporaries stay in cache
-            x[i].copy_(raw[i]).sub_(self._mean).div_(self._std)
-            if not whole[i]:
-                x[i].mul_(valid[i])
-        logits = self._forward(x)
-        if logits.shape[1] != self.card.num_classes or logits.shape[2:] != x.shape[2:]:
-            raise InputError(
-                f"the network returned shape {tuple(logits.shape[1:])} for input {tuple(x.shape[1:])}; expected "
-                f"{self.card.num_classes} classes at the input size (tile size must suit the architecture, "
-                "e.g. a multiple of 32)"
-            )
-        bad.logical_or_(~torch.isfinite(logits.sum()))  # one NaN or infinity makes the sum non-finite
-        probs = torch.softmax(logits, dim=1, out=self._scratch("probs", logits.shape, logits.dtype))
+        probs = self._probabilities(raw, valid, whole, bad)
+        if self.refine == "guided":
+            probs = self._guided(probs, raw, valid, whole)
         probs = concentrate(probs, self.card)  # a no-op without part classes
         for i, tile in enumerate(tiles):
             part = tile.read.intersection(extent)

@@ -97,7 +97,7 @@ def run_local(
             stream = reader.stream(tiles(), ahead=job.batch_size + 2)
             for first in stream:
                 block = claimed.popleft()
-                mine = itertools.chain([first], itertools.islice(stream, len(block.tiles) - 1))
+                mine = itertools.chain([first], itertools.islice(stream, block.tile_count - 1))
                 results.put(predictor.run_block(job, block, seams_of[block.index], mine, on_batch=on_tiles))
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, which raises it
             if not stop.is_set():  # after a stop, reads are cancelled on purpose

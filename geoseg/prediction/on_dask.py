@@ -45,21 +45,29 @@ def run_on_dask(
     client: Client,
     job: PredictJob,
     plan: StitchPlan,
-    source: Any,
+    sources: Sequence[Any],
     *,
+    weights: Sequence[float] | None = None,
+    tta: str = "none",
+    refine: str = "none",
     device: str,
     class_ids: Sequence[int],
     sink: Callable[[Piece], None],
     on_tiles: Callable[[int], None] | None = None,
 ) -> None:
-    """Predict every block of ``plan`` on the cluster and ``sink`` each finished piece (``class_ids``: the model's)."""
+    """Predict every block of ``plan`` on the cluster and ``sink`` each finished piece (``class_ids``: the model's).
+
+    ``sources`` are the models (file paths or Model objects), ensembled with ``weights`` and test-time
+    augmentation ``tta`` on every worker."""
     from .tasks import ModelPlugin, finish_seam, owned_piece, predict_block, seam_part
 
     name = f"geoseg-model-{uuid.uuid4().hex[:8]}"
     share = _local_share(client)
     if job.read_threads is None:
         job = replace(job, read_threads=share)
-    client.register_plugin(ModelPlugin(source, device=device, torch_threads=share), name=name)
+    plugin = ModelPlugin(tuple(sources), weights=weights, tta=tta, refine=refine, device=device,
+                         torch_threads=share)
+    client.register_plugin(plugin, name=name)
     class_ids = tuple(class_ids)
     seams_of = {b.index: plan.seams_of(b.index) for b in plan.blocks}
     waiting = {s.index: len(s.blocks) for s in plan.seams}
@@ -95,7 +103,7 @@ def run_on_dask(
                         )
                 future.release()  # the picks above keep its result on the worker until they have run
                 if on_tiles is not None:
-                    on_tiles(len(block.tiles))
+                    on_tiles(block.tile_count)
     finally:
         try:
             client.unregister_worker_plugin(name)

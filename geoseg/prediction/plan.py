@@ -17,7 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..tiling import PixelWindow, Tile
+from ..tiling import PixelWindow, Tile, axis_tiles
 
 __all__ = ["Block", "Seam", "StitchPlan", "block_side", "plan_blocks"]
 
@@ -25,14 +25,38 @@ __all__ = ["Block", "Seam", "StitchPlan", "block_side", "plan_blocks"]
 ACCUMULATOR_BYTES = 64 * 2**20
 
 
+#: One axis position of a tile: ``(index, read_start, core_start, core_end)`` (see :func:`~geoseg.tiling.axis_tiles`).
+AxisTile = tuple[int, int, int, int]
+
+
 @dataclass(frozen=True)
 class Block:
-    """A rectangle of tiles (row-major) with the window it accumulates over and the window it finishes alone."""
+    """A rectangle of tiles (row-major) with the window it accumulates over and the window it finishes alone.
+
+    A block holds its tile rows and columns, not its tiles: :attr:`tiles` makes them when asked, so a plan
+    of a huge scene costs memory per block, not per tile.
+    """
 
     index: int
-    tiles: tuple[Tile, ...]
+    rows: tuple[AxisTile, ...]
+    cols: tuple[AxisTile, ...]
+    tile_size: int
     extent: PixelWindow
     owned: PixelWindow | None
+
+    @property
+    def tile_count(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    @property
+    def tiles(self) -> tuple[Tile, ...]:
+        """The block's tiles in row-major order."""
+        size = self.tile_size
+        return tuple(
+            Tile(row=ri, col=ci, read=PixelWindow(rs, cs, size, size), core=PixelWindow(rc0, cc0, rc1 - rc0, cc1 - cc0))
+            for ri, rs, rc0, rc1 in self.rows
+            for ci, cs, cc0, cc1 in self.cols
+        )
 
 
 @dataclass(frozen=True)
@@ -57,7 +81,7 @@ class StitchPlan:
 
     @property
     def tiles(self) -> int:
-        return sum(len(b.tiles) for b in self.blocks)
+        return sum(b.tile_count for b in self.blocks)
 
     def seams_of(self, block: int) -> tuple[Seam, ...]:
         """The seams that ``block`` contributes to."""
@@ -102,20 +126,16 @@ def _spans(extents: Sequence[tuple[int, int]], length: int) -> list[tuple[int, i
     return out
 
 
-def plan_blocks(tiles: Sequence[Tile], height: int, width: int, side: int) -> StitchPlan:
-    """Group a row-major tile grid into blocks of up to ``side`` x ``side`` tiles; find owned windows and seams."""
-    n_rows = max(t.row for t in tiles) + 1
-    n_cols = max(t.col for t in tiles) + 1
-    grid = {(t.row, t.col): t for t in tiles}
-    if len(grid) != n_rows * n_cols or len(tiles) != len(grid):
-        raise ValueError("tiles must form a full grid, each (row, col) once")
-    row_groups, col_groups = _groups(n_rows, side), _groups(n_cols, side)
+def plan_blocks(height: int, width: int, tile_size: int, overlap: int, side: int) -> StitchPlan:
+    """Group the tile grid of a ``height`` x ``width`` scene (:func:`~geoseg.tiling.iter_tiles`) into blocks of up
+    to ``side`` x ``side`` tiles; find owned windows and seams.  Works per axis: never lists every tile."""
+    row_axis = [(i, *t) for i, t in enumerate(axis_tiles(height, tile_size, overlap))]
+    col_axis = [(i, *t) for i, t in enumerate(axis_tiles(width, tile_size, overlap))]
+    row_groups, col_groups = _groups(len(row_axis), side), _groups(len(col_axis), side)
 
     def extent(group: range, axis: int) -> tuple[int, int]:
-        reads = [grid[(i, 0)].read if axis == 0 else grid[(0, i)].read for i in group]
-        start = min(r.row_off if axis == 0 else r.col_off for r in reads)
-        end = max(r.row_end if axis == 0 else r.col_end for r in reads)
-        return max(start, 0), min(end, height if axis == 0 else width)
+        starts = [(row_axis if axis == 0 else col_axis)[i][1] for i in group]
+        return max(min(starts), 0), min(max(starts) + tile_size, height if axis == 0 else width)
 
     row_ext = [extent(g, 0) for g in row_groups]
     col_ext = [extent(g, 1) for g in col_groups]
@@ -134,7 +154,9 @@ def plan_blocks(tiles: Sequence[Tile], height: int, width: int, side: int) -> St
             blocks.append(
                 Block(
                     index=len(blocks),
-                    tiles=tuple(grid[(r, c)] for r in rows for c in cols),
+                    rows=tuple(row_axis[r] for r in rows),
+                    cols=tuple(col_axis[c] for c in cols),
+                    tile_size=tile_size,
                     extent=PixelWindow(r0, c0, r1 - r0, c1 - c0),
                     owned=owned,
                 )

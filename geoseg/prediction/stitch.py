@@ -10,25 +10,27 @@ device or machine, give the same bytes.  :func:`quantise_tile` and
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..classes import NODATA
-from ..tiling import Tile
+from ..tiling import axis_tiles
 
 __all__ = ["finish_votes", "quantisation_scale", "quantise_tile"]
 
 
-def quantisation_scale(tiles: Sequence[Tile]) -> int:
-    """Largest power-of-two scale whose per-pixel sums cannot overflow int32."""
-    rows = {t.read.row_off for t in tiles}
-    cols = {t.read.col_off for t in tiles}
-    size_r = max(t.read.height for t in tiles)
-    size_c = max(t.read.width for t in tiles)
+def quantisation_scale(height: int, width: int, tile_size: int, overlap: int) -> int:
+    """Largest power-of-two scale whose per-pixel sums over the tile grid
+    (:func:`~geoseg.tiling.iter_tiles`) cannot overflow int32."""
+
+    def most_covering(length: int) -> int:  # read windows covering one pixel of an axis, at most
+        starts = [s for s, _, _ in axis_tiles(length, tile_size, overlap)]
+        return max(bisect.bisect_right(starts, x) - bisect.bisect_right(starts, x - tile_size) for x in starts)
+
     # Upper bound on how many read windows cover any one pixel.
-    per_row = max(sum(1 for r in rows if r <= x < r + size_r) for x in rows)
-    per_col = max(sum(1 for c in cols if c <= x < c + size_c) for x in cols)
+    per_row, per_col = most_covering(height), most_covering(width)
     cover = max(per_row, 1) * max(per_col, 1)
     bits = 30 - int(np.ceil(np.log2(cover)))
     if bits < 16:

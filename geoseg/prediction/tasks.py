@@ -31,10 +31,15 @@ log = logging.getLogger(__name__)
 
 
 class ModelPlugin(WorkerPlugin):
-    """Holds one :class:`~.device.Predictor` per worker process."""
+    """Holds one :class:`~.device.Predictor` (one model or an ensemble) per worker process."""
 
-    def __init__(self, source: Any, *, device: str = "auto", torch_threads: int | None = None) -> None:
-        self.source = source  # a model file path, or a geoseg.Model (pickled to the worker)
+    def __init__(self, sources: Any, *, weights: Sequence[float] | None = None, tta: str = "none",
+                 refine: str = "none", device: str = "auto", torch_threads: int | None = None) -> None:
+        #: Model file paths or geoseg.Models (pickled to the worker); one source alone is one model.
+        self.sources = tuple(sources) if isinstance(sources, (list, tuple)) else (sources,)
+        self.weights = None if weights is None else tuple(weights)
+        self.tta = tta
+        self.refine = refine
         self.device_name = device
         self.torch_threads = torch_threads
         self.predictor: Any = None
@@ -49,8 +54,10 @@ class ModelPlugin(WorkerPlugin):
         # thread each, as the local engine's CPU lanes); a local cluster shares the machine's cores out.
         threads = self.torch_threads or 1
         torch.set_num_threads(threads)
-        model = self.source if isinstance(self.source, Model) else load_model(self.source)
-        self.predictor = Predictor(model, worker_device(self.device_name, worker.name))
+        loaded = {s: load_model(s) for s in self.sources if not isinstance(s, Model)}  # a file named twice: once
+        models = [s if isinstance(s, Model) else loaded[s] for s in self.sources]
+        self.predictor = Predictor(models, worker_device(self.device_name, worker.name), weights=self.weights,
+                                   tta=self.tta, refine=self.refine)
         log.info("worker %s: model on %s, %d torch thread(s)", worker.address, self.predictor.device, threads)
 
     def teardown(self, worker: Any) -> None:

@@ -11,14 +11,17 @@ whole raster was written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..atomic import check_writable, temporary_sibling
+from ..atomic import check_writable, disk_full, temporary_sibling
+from ..safety.gdal import quiet_libtiff
 from ..tiling import PixelWindow
 from .style import RasterStyle, sidecar_paths, write_sidecars
 
@@ -53,6 +56,7 @@ class StagingRaster:
     ) -> None:
         import rasterio
 
+        quiet_libtiff()  # GDAL reports write failures itself; libtiff would also print them to stderr
         self.path = path
         self.style = style
         self.width, self.height = width, height
@@ -76,8 +80,17 @@ class StagingRaster:
         self._ds.write(data, 1, window=Window(window.col_off, window.row_off, window.width, window.height))
 
     def close(self) -> None:
-        if not self._ds.closed:
-            self._ds.close()
+        """Close the file; an OSError if GDAL could not write all of it (it only logs a failed write)."""
+        if self._ds.closed:
+            return
+        self._ds.close()
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return  # removed under us: remove() follows
+        if size < self.width * self.height:  # uncompressed and not sparse: every pixel takes a byte
+            code = errno.ENOSPC if disk_full(self.path.parent) else errno.EIO
+            raise OSError(code, os.strerror(code), str(self.path))
 
     def remove(self) -> None:
         with contextlib.suppress(Exception):
@@ -110,7 +123,11 @@ class CogWriter(StagingRaster):
         tmp = temporary_sibling(self.final)
         try:
             options = {**COG_OPTIONS, **(self.style.cog_options if self.style else {})}
-            rio_copy(self.path, tmp, driver="COG", **options)
+            try:
+                rio_copy(self.path, tmp, driver="COG", **options)
+            except Exception as exc:  # GDAL's message names no errno; tell a full disk while the files still fill it
+                code = errno.ENOSPC if _short_of_space(tmp.parent, self.path) else errno.EIO
+                raise OSError(code, f"{os.strerror(code)}: GDAL could not write the COG ({exc})", str(tmp)) from exc
             check_writable(self.final, overwrite=self.overwrite)
             write_sidecars(self.final, self.style)  # before the raster: a raster in place has its style
             os.replace(tmp, self.final)
@@ -120,6 +137,15 @@ class CogWriter(StagingRaster):
                 tmp.unlink()
             self.remove()
         return self.final
+
+
+def _short_of_space(folder: Path, staging: Path) -> bool:
+    """Whether ``folder`` is full, or has less room left than the uncompressed ``staging`` raster takes (which
+    bounds its COG, less the overviews): what a failed copy most likely met."""
+    try:
+        return disk_full(folder) or shutil.disk_usage(folder).free < staging.stat().st_size
+    except OSError:
+        return False
 
 
 def resample_into(source: StagingRaster, target: StagingRaster, *, rows_per_strip: int = 512) -> None:

@@ -16,13 +16,15 @@ first bytes and refuses a file whose content is not the format its suffix says
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 from pathlib import Path
 
 from ..errors import GeoSegError, InputError
 from .limits import MAX_VECTOR_BYTES
 
-__all__ = ["RASTER_OPEN_OPTIONS", "VECTOR_DRIVERS", "check_vector_format"]
+__all__ = ["RASTER_OPEN_OPTIONS", "VECTOR_DRIVERS", "check_vector_format", "quiet_libtiff"]
 
 RASTER_OPEN_OPTIONS: dict[str, str] = {
     # Sidecars (.msk, .ovr, .aux.xml, .tfw, .prj ...) are found through the folder listing: make it empty.
@@ -89,3 +91,30 @@ def check_vector_format(path: str | os.PathLike[str], what: str, *, error: type[
             f"(ogr2ogr -f {driver!r} out{suffix} in)"
         )
     return driver
+
+
+@functools.cache
+def quiet_libtiff() -> bool:
+    """Stop libtiff printing to the process's stderr itself; whether it could (Linux, libtiff loaded).
+
+    A few libtiff messages (``_tiffWriteProc: No space left on device.`` when a disk fills mid-write) bypass
+    GDAL's error handling and go straight to file descriptor 2, around geoseg's one-line error.  GDAL reports
+    the same failure as an error of its own, which raises, so nothing is lost by dropping them.  Finds the
+    libtiff that is loaded (the one GDAL uses) in ``/proc/self/maps`` and clears its error handler once.
+    """
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            paths = {line.split(maxsplit=5)[-1].strip() for line in fh if "libtiff" in line}
+    except OSError:
+        return False
+    done = False
+    for path in sorted(p for p in paths if p.startswith("/") and ".so" in p):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.TIFFSetErrorHandler.restype = ctypes.c_void_p
+            lib.TIFFSetErrorHandler.argtypes = [ctypes.c_void_p]
+            lib.TIFFSetErrorHandler(None)
+            done = True
+        except (OSError, AttributeError):
+            continue
+    return done

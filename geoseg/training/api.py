@@ -28,7 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,7 +36,9 @@ from ..atomic import atomic_path, check_not_input, check_writable, output_errors
 from ..errors import ConfigError, GeoSegError, ModelError, OutputExistsError
 from ..version import __version__
 from .config import TrainConfig, load_config
-from .data import TrainingData, prepare_training_data
+
+if TYPE_CHECKING:  # the data stage imports torch and torchgeo: only once the config has been read and checked
+    from .data import TrainingData
 
 __all__ = ["REPORT_NAME", "TrainResult", "report_path_for", "run_dir_for", "train"]
 
@@ -162,6 +164,18 @@ def require_training_packages() -> None:
         raise GeoSegError(f"training needs {' and '.join(missing)}; install them with: pip install 'geoseg[train]'")
 
 
+def _route_lightning_logs() -> None:
+    """Lightning installs its own INFO console handler on import; send its records to the caller's logging
+    (the root logger's handlers and level) like every other library's."""
+    level = logging.getLogger().getEffectiveLevel()
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = True
+
+
 def _fit(
     cfg: TrainConfig, data: TrainingData, run_dir: Path, *, resume: bool, progress: bool
 ) -> tuple[list[dict[str, Any]], dict[str, Any], np.ndarray, bool]:
@@ -170,6 +184,8 @@ def _fit(
     import torch
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from torch.utils.data import DataLoader
+
+    _route_lightning_logs()
 
     from .augment import Augmenter
     from .callbacks import ExportBest, SamplerState
@@ -342,6 +358,8 @@ def train(
     fresh = not run_dir_for(out).exists()
     run_dir = _prepare_run_dir(out, cfg, overwrite=overwrite, resume=resume)
     try:
+        from .data import prepare_training_data
+
         data = prepare_training_data(cfg, run_dir, progress=progress)
         history, best, drawn, main_process = _fit(cfg, data, run_dir, resume=resume, progress=progress)
     except BaseException:

@@ -201,6 +201,7 @@ def vectorize(
     fill_holes: float = VectorizeOptions.fill_holes,
     regularize: bool = VectorizeOptions.regularize,
     rectangles: bool = VectorizeOptions.rectangles,
+    rfc7946: bool = VectorizeOptions.rfc7946,
     block_size: int = VectorizeOptions.block_size,
     split: bool = VectorizeOptions.split,
     parts: str | os.PathLike[str] | None = None,
@@ -221,7 +222,8 @@ def vectorize(
     else on the Dask cluster at ``scheduler``, else on a local cluster of
     ``workers`` single-threaded processes (default: one per core).  The
     output format follows ``out``'s extension (.gpkg, .geojson, .fgb,
-    .parquet) and is written atomically.
+    .parquet) and is written atomically; GeoJSON in WGS 84 longitude/latitude
+    (RFC 7946) unless ``rfc7946=False``, which keeps the raster's CRS.
 
     With ``split`` (the default), a class raster written by a model with part
     classes (building body, border, contact) has its touching buildings split
@@ -278,7 +280,7 @@ def vectorize(
             writer = FeatureWriter(
                 tmp, driver=driver, classes=[(x.id, x.name) for x in selected], crs_wkt=info.crs_wkt,
                 source=str(source), with_confidence=conf_path is not None, layer_name=out.stem,
-                shape_classes=options.rectangles,
+                shape_classes=options.rectangles, rfc7946=bool(rfc7946),
             )
             try:
                 writer.open()

@@ -34,6 +34,10 @@ class VectorizeOptions:
         1.0, minimum=0, help="Split: a predicted building body smaller than this many square metres is no building "
         "of its own."
     )
+    rfc7946: bool = setting(
+        True, help="GeoJSON output as RFC 7946 says: WGS 84 longitude/latitude; --no-rfc7946 keeps the raster's "
+        "CRS (the older GeoJSON 2008 convention, which some tools still expect)."
+    )
     block_size: int = setting(
         4096, minimum=1, output=False, help="Block size in pixels (memory per task grows with its square)."
     )

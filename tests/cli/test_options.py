@@ -56,7 +56,7 @@ def test_verbosity_is_accepted_before_and_after_the_subcommand(probe, args, prog
     assert probe[-1] == (verbose, not progress)  # logging follows the flags given after the subcommand too
 
 
-@pytest.mark.parametrize("command", [["predict"], ["vectorize"], ["evaluate"], ["train"], ["demo"],
+@pytest.mark.parametrize("command", [["predict"], ["pseudo-label"], ["vectorize"], ["evaluate"], ["train"], ["demo"],
                                      ["batch"], ["batch", "run"], ["batch", "status"]])
 def test_every_subcommand_lists_verbosity(command):
     result = CliRunner().invoke(main, [*command, "--help"])

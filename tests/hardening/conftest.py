@@ -39,6 +39,13 @@ def full_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[object]:
+    """``small_disk(size)``: a folder on a tmpfs of ``size`` (``"256k"``), unmounted after the test."""
+    with contextlib.ExitStack() as stack:
+        yield lambda size: stack.enter_context(_mounted(tmp_path / f"disk-{size}", f"size={size}"))
+
+
+@pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
     """A folder on a read-only tmpfs: real EROFS (root ignores permission bits, so chmod would not do)."""
     with _mounted(tmp_path / "ro", "size=64k,ro") as folder:

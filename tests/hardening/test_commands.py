@@ -62,6 +62,27 @@ def test_predict_on_a_full_disk_leaves_nothing(tmp_path, full_disk, model):
     assert list(full_disk.iterdir()) == []
 
 
+@pytest.mark.parametrize("size", ["256k", "528k"])
+def test_predict_meeting_a_full_disk_mid_write_is_one_line_and_leaves_nothing(tmp_path, model, small_disk, size):
+    """The free-space check passes (a 300 x 300 scene stages 90 KB an output) but the disk fills while GDAL writes:
+    the staging rasters (whole 512 px tiles) at 256 KiB, the COGs at 528 KiB."""
+    import subprocess
+    import sys
+
+    scene = h.write_scene(tmp_path / "scene.tif", size=300)
+    disk = small_disk(size)
+    # A process of its own: libtiff would print to file descriptor 2 itself, which CliRunner does not capture.
+    proc = subprocess.run([sys.executable, "-m", "geoseg", "-q", "predict", str(scene), "--model", str(model),
+                           "--out", str(disk / "out.tif"), "--confidence", str(disk / "conf.tif")],
+                          capture_output=True, text=True, timeout=300)
+    code, err = proc.returncode, proc.stderr
+    if code == 0:  # the COGs fitted after all: then both are whole
+        assert sorted(p.name for p in disk.iterdir()) == ["conf.tif", "out.qml", "out.tif"]
+    else:
+        assert code == 1 and "disk is full" in one_line(err)
+        assert list(disk.iterdir()) == []
+
+
 def test_predict_into_a_read_only_folder(tmp_path, read_only, model):
     scene = h.write_scene(tmp_path / "scene.tif")
     code, err = run("predict", str(scene), "--model", str(model), "--out", str(read_only / "out.tif"))

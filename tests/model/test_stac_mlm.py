@@ -64,3 +64,32 @@ def test_the_offline_validator_catches_a_broken_item(key):
     del item["properties"][key]
     with pytest.raises(AssertionError, match="mlm"):
         validate_stac(item)
+
+
+def test_model_commands_show_the_card_and_write_a_valid_item(tmp_path):
+    from click.testing import CliRunner
+
+    from geoseg.cli import main
+    from geoseg.model.card import ModelCard
+
+    model = tmp_path / "roofs.safetensors"
+    save_model(tiny_unet(bands=3, classes=2), model)
+    runner = CliRunner()
+    shown = runner.invoke(main, ["-q", "model", "show", str(model)])
+    assert shown.exit_code == 0, shown.output
+    assert ModelCard.from_dict(json.loads(shown.output)).class_ids == (0, 1)
+
+    out = tmp_path / "catalog" / "roofs.json"
+    out.parent.mkdir()
+    made = runner.invoke(main, ["-q", "model", "stac", str(model), "--out", str(out)])
+    assert made.exit_code == 0, made.output
+    item = json.loads(out.read_text())
+    assert MLM_EXTENSION in validate_stac(item)
+    assert item["assets"]["model"]["href"] == "../roofs.safetensors"  # relative to the item, so the pair can move
+    again = runner.invoke(main, ["-q", "model", "stac", str(model), "--out", str(out)])
+    assert again.exit_code == 1 and "--overwrite" in again.output
+    onto_model = runner.invoke(main, ["-q", "model", "stac", str(model), "--out", str(model), "--overwrite"])
+    assert onto_model.exit_code == 2 and model.stat().st_size > 1000  # the model is an input: never overwritten
+    missing = runner.invoke(main, ["-q", "model", "show", str(tmp_path / "none.safetensors")])
+    assert missing.exit_code == 1 and "does not exist" in missing.output
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["catalog", "roofs.json", "roofs.safetensors"]

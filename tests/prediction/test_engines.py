@@ -53,7 +53,8 @@ def reference(model, scene: Path, tile: int, overlap: int) -> tuple[np.ndarray, 
     with rasterio.open(scene) as ds:
         height, width = ds.height, ds.width
     tiles = tile_grid(height, width, tile, overlap)
-    weights, scale = grid_weights(height, width, tile, overlap, "hann"), quantisation_scale(tiles)
+    weights = grid_weights(height, width, tile, overlap, "hann")
+    scale = quantisation_scale(height, width, tile, overlap)
     acc = np.zeros((model.card.num_classes, height, width), np.int32)
     for t in tiles:
         data, valid = read_window(str(scene), t.read, (1, 2, 3))

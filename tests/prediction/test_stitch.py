@@ -39,8 +39,10 @@ def paint(shape, windows):
 def test_owned_windows_and_seams_cover_the_scene_once(layout):
     height, width, tile, overlap, side = layout
     tiles = tile_grid(height, width, tile, overlap)
-    plan = plan_blocks(tiles, height, width, side)
+    plan = plan_blocks(height, width, tile, overlap, side)
     assert sorted((t.row, t.col) for b in plan.blocks for t in b.tiles) == sorted((t.row, t.col) for t in tiles)
+    assert {t for b in plan.blocks for t in b.tiles} == set(tiles)  # the same windows as the eager grid
+    assert plan.tiles == len(tiles) == sum(len(b.tiles) for b in plan.blocks)
     pieces = [b.owned for b in plan.blocks if b.owned] + [s.window for s in plan.seams]
     assert (paint((height, width), pieces) == 1).all()
     scene = PixelWindow(0, 0, height, width)
@@ -80,11 +82,22 @@ def test_block_side_fits_memory_and_a_batch():
     assert block_side(tile_size=512, overlap=64, classes=2, batch_size=8, tiles=10_000) == 6  # memory decides
 
 
+@given(layouts())
+@settings(max_examples=100, deadline=None)
+def test_quantisation_scale_bounds_the_coverage_of_every_pixel(layout):
+    height, width, tile, overlap, _ = layout
+    cover = paint((height, width), [t.read.intersection(PixelWindow(0, 0, height, width))
+                                    for t in tile_grid(height, width, tile, overlap)])
+    scale = quantisation_scale(height, width, tile, overlap)
+    assert int(cover.max()) * scale <= 2**30  # the summed votes of a pixel fit int32 with room to spare
+    assert scale == 1 << 24 or int(cover.max()) * scale * 2 > 2**30 // 2  # and it is not needlessly small
+
+
 def quantised_scene(height, width, tile, overlap, classes, seed):
     rng = np.random.default_rng(seed)
     tiles = tile_grid(height, width, tile, overlap)
     weights = grid_weights(height, width, tile, overlap, "hann")
-    scale = quantisation_scale(tiles)
+    scale = quantisation_scale(height, width, tile, overlap)
     quantised = []
     for t in tiles:
         p = rng.random((classes, tile, tile)).astype(np.float32)
@@ -118,7 +131,7 @@ def test_blocks_and_seams_in_any_order_give_the_whole_scene_sum(side):
         whole[:, part.row_off : part.row_end, part.col_off : part.col_end] += q[:, rows, cols]
     expected_ids, expected_conf = finish_votes(whole, [0, 1, 2])
 
-    plan = plan_blocks(tiles, height, width, side)
+    plan = plan_blocks(height, width, 24, 10, side)
     by_tile = {(t.row, t.col): q for t, q in quantised}
     results = []
     for block in plan.blocks:
@@ -155,7 +168,7 @@ def test_blocks_and_seams_in_any_order_give_the_whole_scene_sum(side):
 
 
 def test_finish_seam_adds_parts():
-    plan = plan_blocks(tile_grid(40, 40, 16, 6), 40, 40, 1)
+    plan = plan_blocks(40, 40, 16, 6, 1)
     seam = plan.seams[0]
     shape = (2, seam.window.height, seam.window.width)
     a, b = np.full(shape, 3, np.int32), np.full(shape, 4, np.int32)

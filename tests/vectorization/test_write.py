@@ -102,6 +102,24 @@ def test_single_layer_formats(client, tmp_path, suffix):
     assert no_temporaries(tmp_path)
 
 
+def test_geojson_keeps_the_raster_crs_when_asked(client, tmp_path):
+    import geopandas as gpd
+    from click.testing import CliRunner
+
+    from geoseg.cli import main
+
+    a = np.zeros((20, 20), dtype=np.uint8)
+    a[1:6, 1:12] = 1
+    raster = class_raster(tmp_path / "scene.tif", a)
+    out = tmp_path / "utm.geojson"
+    result = CliRunner().invoke(main, ["-q", "vectorize", str(raster), "--out", str(out), "--no-rfc7946",
+                                       "--min-area", "1", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    df = gpd.read_file(out)
+    assert df.crs.to_epsg() == 32633 and '"crs"' in out.read_text()
+    assert df.area.sum() == pytest.approx(55 * 0.25, rel=1e-2)  # metres of the raster's own CRS
+
+
 def test_unknown_extension_is_an_error(client, tmp_path):
     raster = class_raster(tmp_path / "scene.tif", np.ones((4, 4)))
     with pytest.raises(ConfigError, match=r"unknown vector format '\.shp'"):
