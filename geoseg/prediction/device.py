@@ -241,7 +241,11 @@ class Predictor:
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
                 return network(x).float()
-        return network(x).float()
+        if x.shape[0] == 1:
+            return network(x).float()
+        # On the CPU one tile already keeps the cores busy, and a whole batch at once only holds that many
+        # tiles' activations (hundreds of MB per lane): run the batch tile by tile.
+        return torch.cat([network(x[i : i + 1]).float() for i in range(x.shape[0])])
 
     def _probabilities(self, raw: torch.Tensor, valid: torch.Tensor, whole: list[bool],
                        bad: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ COG_OPTIONS = {
 #: Staging rasters are tiled like the COG, so pieces of any shape touch few blocks and the copy reads whole ones.
 STAGING_BLOCK = 512
 #: GDAL block cache for writing, in bytes (GDAL's default is 5 % of RAM).
-GDAL_CACHE_BYTES = 64 * 1024 * 1024
+GDAL_CACHE_BYTES = 32 * 1024 * 1024
 
 
 class StagingRaster:
