@@ -9,8 +9,9 @@ pipelines/building_lopo.py) is scored on every held-out scene of the place, thro
 technique:
 
 - ``single``: the fold model alone;
-- ``ensemble``: the fold model averaged with a second model of the same fold (``<second>/<place>-pretrained``,
-  another training run), equal weights;
+- ``ensemble``: the fold model averaged with a second model of the same fold (``<second>/<place>-pretrained``:
+  another training run, or another network such as a SegFormer trained with
+  ``building_lopo.py train --set model.architecture=segformer``), equal weights;
 - ``tta-flips`` and ``tta-d4``: test-time augmentation over 4 flips or the 8 rotations and flips;
 - ``refine-guided``: class probabilities filtered with each tile as guide, so edges follow the image.
 
