@@ -155,6 +155,66 @@ def _class_values(frame, column: str, path: Path) -> np.ndarray:
     return values.to_numpy().astype(np.int64)
 
 
+@dataclass(frozen=True)
+class VectorLabels:
+    """A scene's label polygons that touch its image (in its CRS), their class ids, and what was done to them."""
+
+    geoms: np.ndarray
+    values: np.ndarray
+    report: LabelReport
+
+
+def load_vector_labels(
+    scene: SceneInfo,
+    path: Path,
+    *,
+    class_ids: Sequence[int],
+    ignore_id: int | None,
+    class_column: str,
+    layer: str | None,
+) -> VectorLabels:
+    """Read vector labels for ``scene``: the one loader and repair policy (evaluation reads truth with it too,
+    see :mod:`geoseg.io.vectors`), class ids checked against the scheme, features off the image dropped."""
+    import shapely
+
+    loaded = read_polygon_layer(path, target_crs=scene.crs_wkt, layer=layer, what="vector labels", error=LabelError)
+    for note in loaded.notes:
+        log.warning("%s", note)
+    frame = loaded.frame
+    values = _class_values(frame, class_column, path)
+    allowed = set(class_ids) | ({ignore_id} if ignore_id is not None else set())
+    unknown = sorted(set(values.tolist()) - allowed)
+    if unknown:
+        raise LabelError(
+            f"vector labels {str(path)!r} hold class ids {unknown} that are not in the class scheme "
+            f"(class ids {list(class_ids)}, ignore id {ignore_id}); add them to 'classes' or fix the labels"
+        )
+    geoms = frame.geometry.to_numpy()
+    left, top = scene.transform[2], scene.transform[5]
+    right, bottom = left + scene.transform[0] * scene.width, top + scene.transform[4] * scene.height
+    footprint = shapely.box(left, bottom, right, top)
+    inside = shapely.intersects(geoms, footprint)
+    dropped = int((~inside).sum())
+    if len(geoms) and not inside.any():
+        lb = shapely.total_bounds(geoms)
+        raise LabelError(
+            f"none of the {len(geoms)} label features in {str(path)!r} overlap the image {scene.path!r} "
+            f"(image bounds {[round(v, 2) for v in (left, bottom, right, top)]}, label bounds "
+            f"{[round(float(v), 2) for v in lb]} in {scene.crs.to_string()}); "
+            "check that labels and image cover the same place"
+        )
+    if dropped:
+        log.warning("%s: %d of %d label feature(s) lie outside the image %s and were dropped",
+                    path.name, dropped, len(geoms), Path(scene.path).name)
+    report = LabelReport(
+        image=scene.path, labels=str(path.resolve()), kind="vector", features=len(geoms), dropped_outside=dropped,
+        clipped_at_edge=int((inside & ~shapely.within(geoms, footprint)).sum()), repaired_invalid=loaded.repaired,
+        dropped_empty=loaded.dropped_empty, reprojected_from=loaded.source_crs if loaded.reprojected else None,
+        dropped_not_polygon=loaded.dropped_not_polygon,
+    )
+    return VectorLabels(geoms[inside], values[inside], report)
+
+
 def _rasterise_vector(
     scene: SceneInfo,
     path: Path,
@@ -186,41 +246,9 @@ def _rasterise_vector(
         log.info("reusing rasterised labels %s", out)
         return PreparedLabels(str(out), LabelReport(**json.loads(report_path.read_text())))
 
-    # The one loader (and repair policy) evaluation reads truth polygons with: see geoseg.io.vectors.
-    loaded = read_polygon_layer(path, target_crs=scene.crs_wkt, layer=layer, what="vector labels", error=LabelError)
-    for note in loaded.notes:
-        log.warning("%s", note)
-    frame = loaded.frame
-    values = _class_values(frame, class_column, path)
-    allowed = set(class_ids) | ({ignore_id} if ignore_id is not None else set())
-    unknown = sorted(set(values.tolist()) - allowed)
-    if unknown:
-        raise LabelError(
-            f"vector labels {str(path)!r} hold class ids {unknown} that are not in the class scheme "
-            f"(class ids {list(class_ids)}, ignore id {ignore_id}); add them to 'classes' or fix the labels"
-        )
-    reprojected = loaded.source_crs if loaded.reprojected else None
-    geoms = frame.geometry.to_numpy()
-    present = np.ones(len(geoms), dtype=bool)
-    dropped_empty, repaired = loaded.dropped_empty, loaded.repaired
-    left, top = scene.transform[2], scene.transform[5]
-    right, bottom = left + scene.transform[0] * scene.width, top + scene.transform[4] * scene.height
-    footprint = shapely.box(left, bottom, right, top)
-    inside = present & shapely.intersects(geoms, footprint)
-    dropped = int((present & ~inside).sum())
-    clipped = int((inside & ~shapely.within(geoms, footprint)).sum())
-    n_inside = int(inside.sum())
-    if present.sum() and not n_inside:
-        lb = shapely.total_bounds(geoms[present])
-        raise LabelError(
-            f"none of the {int(present.sum())} label features in {str(path)!r} overlap the image {scene.path!r} "
-            f"(image bounds {[round(v, 2) for v in (left, bottom, right, top)]}, label bounds "
-            f"{[round(float(v), 2) for v in lb]} in {scene.crs.to_string()}); "
-            "check that labels and image cover the same place"
-        )
-    if dropped:
-        log.warning("%s: %d of %d label feature(s) lie outside the image %s and were dropped",
-                    path.name, dropped, int(present.sum()), Path(scene.path).name)
+    labels = load_vector_labels(scene, path, class_ids=class_ids, ignore_id=ignore_id, class_column=class_column,
+                                layer=layer)
+    report, n_inside = labels.report, len(labels.geoms)
     if not n_inside:
         if fill == ignore_id:
             raise LabelError(
@@ -228,15 +256,9 @@ def _rasterise_vector(
             )
         log.warning("%s: no label features; every pixel of %s gets class %d", path.name, Path(scene.path).name, fill)
 
-    order = np.argsort(-shapely.area(geoms[inside]), kind="stable")  # small shapes are burnt last, on top
-    shapes_geoms, shapes_values = geoms[inside][order], values[inside][order]
+    order = np.argsort(-shapely.area(labels.geoms), kind="stable")  # small shapes are burnt last, on top
+    shapes_geoms, shapes_values = labels.geoms[order], labels.values[order]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    report = LabelReport(
-        image=scene.path, labels=str(path.resolve()), kind="vector", features=int(present.sum()),
-        dropped_outside=dropped,
-        clipped_at_edge=clipped, repaired_invalid=repaired, dropped_empty=dropped_empty, reprojected_from=reprojected,
-        dropped_not_polygon=loaded.dropped_not_polygon,
-    )
     with atomic_path(out, overwrite=True) as tmp, rasterio.open(
         tmp, "w", driver="GTiff", width=scene.width, height=scene.height, count=1, dtype="uint8",
         crs=scene.crs, transform=scene.affine, nodata=NODATA, tiled=True, compress="deflate",

@@ -54,6 +54,7 @@ from ..atomic import atomic_path
 from ..classes import NODATA, ClassInfo
 from ..errors import ConfigError, LabelError
 from ..io.rasters import SceneInfo, inspect_scene
+from ..io.vectors import read_polygon_layer
 from ..tiling import PixelWindow
 
 __all__ = [
@@ -118,20 +119,12 @@ class LabelStats:
     uncertain: int
 
 
-def _read_layer(path: Path, layer: str, crs: Any) -> Any:
-    import geopandas as gpd
-    import shapely
-
-    frame = gpd.read_file(path, layer=layer)
-    if len(frame) and frame.crs is not None and frame.crs != crs:
-        frame = frame.to_crs(crs)
-    geoms = frame.geometry.to_numpy()
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        geoms = geoms.copy()
-        geoms[bad] = shapely.make_valid(geoms[bad], method="structure", keep_collapsed=False)
-    frame = frame.set_geometry(geoms)
-    return frame[~(frame.geometry.is_empty | frame.geometry.isna())]
+def _read_layer(path: Path, layer: str | None, crs: Any, what: str) -> Any:
+    """The layer's polygons in ``crs``, through the one vector reader (format check, repair policy)."""
+    loaded = read_polygon_layer(path, target_crs=crs, layer=layer, what=what, error=LabelError)
+    for note in loaded.notes:
+        log.warning("%s", note)
+    return loaded.frame
 
 
 def build_label_raster(
@@ -163,17 +156,13 @@ def build_label_raster(
     crs = image.crs
     shape = (image.height, image.width)
     transform = image.affine
-    import geopandas as gpd
-
-    b = gpd.read_file(buildings)
+    b = _read_layer(Path(buildings), None, crs, "building labels")
     if building_column not in b.columns:
         raise LabelError(f"building labels {str(buildings)!r} have no {building_column!r} column")
-    if len(b) and b.crs != crs:
-        b = b.to_crs(crs)
-    bgeoms = shapely.make_valid(b.geometry.to_numpy())
-    v = _read_layer(Path(vehicles), "vehicles", crs)
-    areas = _read_layer(Path(vehicles), "labelled_areas", crs)
-    uncertain = _read_layer(Path(vehicles), "uncertain", crs)
+    bgeoms = b.geometry.to_numpy()
+    v = _read_layer(Path(vehicles), "vehicles", crs, "vehicle labels")
+    areas = _read_layer(Path(vehicles), "labelled_areas", crs, "vehicle labels")
+    uncertain = _read_layer(Path(vehicles), "uncertain", crs, "vehicle labels")
     if not len(areas):
         raise LabelError(f"{str(vehicles)!r} has no labelled_areas: nothing says where vehicles were looked for")
     key = "vehicle_uid" if "vehicle_uid" in v.columns else None

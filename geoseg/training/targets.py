@@ -154,8 +154,7 @@ def prepare_part_labels(
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
-    from ..io.vectors import read_polygon_layer
-    from .labels import PreparedLabels
+    from .labels import PreparedLabels, load_vector_labels
 
     path = Path(labels)
     if not path.exists():
@@ -183,44 +182,9 @@ def prepare_part_labels(
         log.info("reusing part labels %s", out)
         return PreparedLabels(str(out), _label_report(**json.loads(report_path.read_text())))
 
-    loaded = read_polygon_layer(path, target_crs=scene.crs_wkt, layer=layer, what="vector labels", error=LabelError)
-    for note in loaded.notes:
-        log.warning("%s", note)
-    frame = loaded.frame
-    if class_column not in frame.columns:
-        raise LabelError(
-            f"vector labels {str(path)!r} have no column {class_column!r} "
-            f"(columns: {', '.join(map(str, frame.columns))}); set scenes[].class_column"
-        )
-    raw = frame[class_column].to_numpy()
-    try:
-        values = np.asarray(raw, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise LabelError(f"vector labels {str(path)!r}: column {class_column!r} must hold integer class ids") from None
-    if not np.all(np.isfinite(values)) or not np.all(values == np.round(values)):
-        raise LabelError(f"vector labels {str(path)!r}: column {class_column!r} must hold integer class ids")
-    values = values.astype(np.int64)
-    allowed = set(class_ids) | ({ignore_id} if ignore_id is not None else set())
-    unknown = sorted(set(values.tolist()) - allowed)
-    if unknown:
-        raise LabelError(
-            f"vector labels {str(path)!r} hold class ids {unknown} that are not in the class scheme "
-            f"(class ids {list(class_ids)}, ignore id {ignore_id}); add them to 'classes' or fix the labels"
-        )
-    geoms = frame.geometry.to_numpy()
-    a, _, c, _, e, f = scene.transform
-    footprint = shapely.box(c, f + e * scene.height, c + a * scene.width, f)
-    inside = shapely.intersects(geoms, footprint) if len(geoms) else np.zeros(0, dtype=bool)
-    dropped = int((~inside).sum())
-    if len(geoms) and not inside.any():
-        raise LabelError(
-            f"none of the {len(geoms)} label features in {str(path)!r} overlap the image {scene.path!r}; "
-            "check that labels and image cover the same place"
-        )
-    if dropped:
-        log.warning("%s: %d of %d label feature(s) lie outside the image %s and were dropped",
-                    path.name, dropped, len(geoms), Path(scene.path).name)
-    geoms, values = geoms[inside], values[inside]
+    loaded = load_vector_labels(scene, path, class_ids=class_ids, ignore_id=ignore_id, class_column=class_column,
+                                layer=layer)
+    geoms, values = loaded.geoms, loaded.values
     is_object = values == scheme["of"]
     other = np.flatnonzero(~is_object)
     other = other[np.argsort(-shapely.area(geoms[other]), kind="stable")]
@@ -259,13 +223,7 @@ def prepare_part_labels(
                                    border=scheme["border"], contact=scheme["contact"])
             band = np.where(inst > 0, targets, band)
             dst.write(band[r0 - h0 : r0 - h0 + (r1 - r0)], 1, window=Window(0, r0, scene.width, r1 - r0))
-    report = _label_report(
-        image=scene.path, labels=str(path.resolve()), kind="vector", features=len(frame) + loaded.dropped_empty,
-        dropped_outside=dropped, clipped_at_edge=int((~shapely.within(geoms, footprint)).sum()) if len(geoms) else 0,
-        repaired_invalid=loaded.repaired, dropped_empty=loaded.dropped_empty,
-        reprojected_from=loaded.source_crs if loaded.reprojected else None,
-        dropped_not_polygon=loaded.dropped_not_polygon,
-    )
+    report = loaded.report
     with atomic_path(report_path, overwrite=True) as tmp:
         tmp.write_text(json.dumps(report.to_dict()))
     log.info("burnt %d object(s) with border %.2g px and contact %.2g px, and %d other feature(s) of %s onto %s",

@@ -109,11 +109,9 @@ def polygonal_parts(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Valid, non-empty polygons of each geometry (repaired with make_valid where needed) and their owner index."""
     import shapely
 
-    geoms = np.asarray(geoms, dtype=object)
-    invalid = ~shapely.is_valid(geoms)
-    if invalid.any():
-        geoms = geoms.copy()
-        geoms[invalid] = shapely.make_valid(geoms[invalid], method="structure", keep_collapsed=False)
+    from ..io.vectors import repair_polygons  # here: io.vectors brings rasterio, which this module need not
+
+    geoms, _ = repair_polygons(geoms)
     parts, owner = shapely.get_parts(geoms, return_index=True)
     # make_valid may return collections; their polygonal members are one level further down.
     nested = shapely.get_type_id(parts) == shapely.GeometryType.MULTIPOLYGON

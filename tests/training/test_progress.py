@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("lightning")
-
 
 def test_training_progress_bar_writes_to_stderr(capsys):
     from geoseg.training.callbacks import StderrProgressBar

