@@ -73,8 +73,9 @@ def any_done(root: Path):
 
 
 def predict_in_progress(root: Path):
-    """A scene's predict is staging its rasters (temporary files exist in a scene folder)."""
-    return lambda: any(p.parent != root for p in temporaries(root))
+    """A scene's predict is staging its rasters: its uncompressed staging rasters live for the whole tile work,
+    where other temporaries (a sidecar, a COG being renamed) may be gone a millisecond after they are seen."""
+    return lambda: any(p.parent != root and ".staging" in p.name for p in temporaries(root))
 
 
 def scene_running(root: Path):
