@@ -8,7 +8,8 @@ the COG.  The reference reads every 512 px tile window of the same scene with
 rasterio on the same number of threads (each with its own dataset).  Both run
 in fresh processes, alternately, ``--repeat`` times; each pair prints MPix/s,
 the ratio predict / read, CPU seconds and the load average (the machine may be
-shared).  ``--profile`` runs one more predict under py-spy (if installed) and
+shared).  Both children import their libraries (rasterio; geoseg's prediction modules) before the clock
+starts.  ``--profile`` runs one more predict under py-spy (if installed) and
 prints where each thread spent its time.  The scene is mirrored from
 ../shared/data/kampala into a temporary folder.
 """
@@ -65,6 +66,8 @@ def read_windows(scene: Path, threads: int) -> dict[str, float]:
 
 def predict(scene: Path, out: Path, device: str, batch_size: int) -> dict[str, float]:
     import geoseg
+    import geoseg.prediction.api
+    import geoseg.prediction.local  # noqa: F401  (libraries imported before the clock starts, as for reading)
 
     model = null_model()
     return timed(lambda: geoseg.predict(scene, model, out, overlap=OVERLAP, batch_size=batch_size, device=device,

@@ -216,6 +216,30 @@ def _failure_text(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _nodata_mask(ds: Any, bands: Sequence[int], data: np.ndarray) -> np.ndarray | None:
+    """The dataset mask of ``data`` computed from the pixels already read, when the mask is nodata alone and
+    ``data`` holds every band: a pixel is valid where any band differs from its nodata value (GDAL RFC 15, as
+    :meth:`dataset_mask` says), so GDAL need not read the window again.  None when that does not apply."""
+    if len(bands) != ds.count or sorted(bands) != list(range(1, ds.count + 1)):
+        return None
+    if any(flags != [rasterio.enums.MaskFlags.nodata] for flags in ds.mask_flag_enums):
+        return None
+    valid = np.zeros(data.shape[1:], bool)
+    for i, band in enumerate(bands):
+        nodata = ds.nodatavals[band - 1]
+        if nodata is None:
+            return None
+        if np.isnan(nodata):
+            band_valid = ~np.isnan(data[i])
+        else:
+            value = data.dtype.type(nodata)
+            if value != nodata:  # not representable in the band's type: let GDAL decide
+                return None
+            band_valid = data[i] != value
+        valid |= band_valid
+    return valid
+
+
 def read_window(
     path: str | os.PathLike[str],
     window: PixelWindow,
@@ -245,16 +269,16 @@ def read_window(
     r0, c0 = max(window.row_off, 0), max(window.col_off, 0)
     r1, c1 = min(window.row_off + window.height, ds.height), min(window.col_off + window.width, ds.width)
     out_dtype = np.dtype(ds.dtypes[bands[0] - 1] if dtype is None else dtype)
-    out = np.zeros((len(bands), window.height, window.width), dtype=out_dtype)
-    valid = np.zeros((window.height, window.width), dtype=bool)
+    shape = (len(bands), window.height, window.width)
     if r1 <= r0 or c1 <= c0:
-        return out, valid
+        return np.zeros(shape, dtype=out_dtype), np.zeros(shape[1:], dtype=bool)
     win = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
     dr, dc = r0 - window.row_off, c0 - window.col_off
     failure = None
     try:
         data = ds.read(list(bands), window=win)
-        mask = ds.dataset_mask(window=win) > 0 if use_mask else np.ones(data.shape[1:], bool)
+        from_pixels = _nodata_mask(ds, bands, data) if use_mask else np.ones(data.shape[1:], bool)
+        mask = ds.dataset_mask(window=win) > 0 if from_pixels is None else from_pixels
     except Exception as exc:  # noqa: BLE001 - GDAL raises several error types for corrupt data
         failure = _failure_text(exc)
     if failure is not None:  # raised outside the handler, so no GDAL exception rides along as its context
@@ -262,13 +286,17 @@ def read_window(
         raise error(
             f"{name}: reading rows {r0}:{r1}, cols {c0}:{c1} failed ({failure}); the file may be corrupt or truncated"
         )
-    sub = out[:, dr : dr + data.shape[1], dc : dc + data.shape[2]]
-    sub[...] = data
     if np.issubdtype(data.dtype, np.floating):
         mask &= np.isfinite(data).all(axis=0)
-        if np.issubdtype(out_dtype, np.floating):
-            np.nan_to_num(sub, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    valid[dr : dr + data.shape[1], dc : dc + data.shape[2]] = mask
+    if data.shape == shape and data.dtype == out_dtype:  # all inside the raster: no copy needed
+        out, valid = data, mask
+    else:
+        out = np.zeros(shape, dtype=out_dtype)
+        valid = np.zeros(shape[1:], dtype=bool)
+        out[:, dr : dr + data.shape[1], dc : dc + data.shape[2]] = data
+        valid[dr : dr + data.shape[1], dc : dc + data.shape[2]] = mask
+    if np.issubdtype(out_dtype, np.floating) and np.issubdtype(data.dtype, np.floating):
+        np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
     return out, valid
 
 

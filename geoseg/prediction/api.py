@@ -11,13 +11,12 @@ comes back and turns it into COGs.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -285,9 +284,10 @@ def _predict(
                                      description="confidence", style=confidence_style())
     scene_grid = dict(width=info.width, height=info.height, crs=info.crs, transform=info.affine)
     rasters: list[StagingRaster] = []
-    # The uncompressed staging rasters (one byte a pixel each) must fit before any work starts.
+    # The uncompressed staging rasters (one byte a pixel each, and a third more for the overviews built into them
+    # before the COG copy) must fit before any work starts.
     outputs = [p for p in (out, confidence, sidecar) if p is not None]
-    staging = info.width * info.height + (grid.width * grid.height if grid is not None else 0)
+    staging = info.width * info.height * 4 // 3 + (grid.width * grid.height if grid is not None else 0)
     for output in outputs:
         check_free_space(output, staging * sum(same_file(Path(o).parent, Path(output).parent) for o in outputs))
     # A full disk or a read-only folder met by GDAL while writing: one OutputError naming the output.
@@ -375,24 +375,6 @@ def _local_lanes(sources: Sequence[Any], weights: Sequence[float], options: Pred
     return lanes
 
 
-@contextlib.contextmanager
-def _torch_threads_per_lane(lanes: list[Any]) -> Iterator[None]:
-    """CPU lanes compute side by side and share torch's threads (restored afterwards): on 2 cores, two lanes of
-    one thread each, which need no synchronisation, rather than every network call split across 2 threads."""
-    import torch
-
-    cpu_lanes = sum(p.device.type == "cpu" for p in lanes)
-    if not cpu_lanes:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, before // cpu_lanes))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _run(
     job: PredictJob,
     plan: StitchPlan,
@@ -414,8 +396,7 @@ def _run(
         if lanes is not None:
             from .local import run_local
 
-            with _torch_threads_per_lane(lanes):
-                run_local(job, plan, lanes, sink, on_tiles=bar.update)
+            run_local(job, plan, lanes, sink, on_tiles=bar.update)
             return
         from .on_dask import run_on_dask
 

@@ -10,6 +10,8 @@ by the blend weights, rounds them to integers (:func:`~.stitch.quantise_tile`
 is the numpy reference) and adds them into one int32 accumulator over the
 block's extent.  Only the finished uint8 class ids and confidence of the
 block's owned pixels and its int32 partial sums over seams leave the device.
+A GPU takes a batch of tiles at a time; the CPU takes each tile through all of
+this alone, so that its temporaries stay in the caches.
 """
 
 from __future__ import annotations
@@ -88,8 +90,50 @@ def finish(
     asked for).  Pixels without votes are nodata.  Sums over classes fit int32:
     a pixel's votes add up to about the quantisation scale (at most 2**24)
     times its blend weights (which add up to 1).  Works through the rows in
-    chunks that stay in cache.
+    chunks that stay in cache: with numpy on the CPU (whose comparisons and
+    masks are vectorised; torch's boolean kernels there are several times
+    slower), with torch elsewhere.
     """
+    if acc.device.type == "cpu":
+        ids, conf = _finish_host(acc.numpy(), lut, confidence=confidence)
+        return torch.from_numpy(ids), None if conf is None else torch.from_numpy(conf)
+    return _finish_device(acc, lut, confidence=confidence)
+
+
+def _finish_host(acc: np.ndarray, lut: Sequence[int], *, confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    height, width = acc.shape[1:]
+    ids = np.empty((height, width), dtype=np.uint8)
+    conf = np.empty((height, width), dtype=np.uint8) if confidence else None
+    codes = [np.uint8(c) for c in lut]
+    step = max(1, _FINISH_CHUNK // max(1, width))
+    for r in range(0, height, step):
+        part = acc[:, r : r + step]
+        top, total = part[0].copy(), part[0].copy()
+        out = ids[r : r + step]
+        out.fill(codes[0])
+        for c in range(1, part.shape[0]):
+            np.copyto(out, codes[c], where=part[c] > top)
+            np.maximum(top, part[c], out=top)
+            total += part[c]
+        invalid = total <= 0
+        any_invalid = bool(invalid.any())
+        if any_invalid:
+            out[invalid] = NODATA
+        if conf is not None:
+            ratio = top.astype(np.float64)
+            ratio *= 255.0
+            with np.errstate(divide="ignore", invalid="ignore"):  # no votes: nodata, set below
+                ratio /= total
+            np.clip(np.rint(ratio, out=ratio), 1, 255, out=ratio)
+            if any_invalid:
+                ratio[invalid] = 0.0
+            conf[r : r + step] = ratio
+    return ids, conf
+
+
+def _finish_device(
+    acc: torch.Tensor, lut: Sequence[int], *, confidence: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     height, width = acc.shape[1:]
     ids = torch.empty((height, width), dtype=torch.uint8, device=acc.device)
     conf = torch.empty((height, width), dtype=torch.uint8, device=acc.device) if confidence else None
@@ -237,15 +281,15 @@ class Predictor:
             w = self._weights[key] = torch.from_numpy(grid.weights(tile) * job.scale).to(self.device)
         return w
 
+    def _as_float(self, mask: torch.Tensor) -> torch.Tensor:
+        """``mask`` (bool) as 0.0 / 1.0: float by float multiplies several times faster than float by bool."""
+        return self._scratch("mask", mask.shape, torch.float32).copy_(mask)
+
     def _forward(self, network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
                 return network(x).float()
-        if x.shape[0] == 1:
-            return network(x).float()
-        # On the CPU one tile already keeps the cores busy, and a whole batch at once only holds that many
-        # tiles' activations (hundreds of MB per lane): run the batch tile by tile.
-        return torch.cat([network(x[i : i + 1]).float() for i in range(x.shape[0])])
+        return network(x).float()
 
     def _probabilities(self, raw: torch.Tensor, valid: torch.Tensor, whole: list[bool],
                        bad: torch.Tensor) -> torch.Tensor:
@@ -260,7 +304,7 @@ class Predictor:
             for i in range(len(whole)):  # tile by tile: the temporaries stay in cache
                 x[i].copy_(raw[i]).sub_(member.mean).div_(member.std)
                 if not whole[i]:
-                    x[i].mul_(valid[i])
+                    x[i].mul_(self._as_float(valid[i]))
             for view in self.views:
                 logits = self._forward(member.network, x if view.identity else view.apply(x).contiguous())
                 if logits.shape[1] != self.card.num_classes or logits.shape[2:] != x.shape[2:]:
@@ -290,7 +334,7 @@ class Predictor:
         for i in range(len(whole)):
             guide[i].copy_(raw[i]).sub_(first.mean).div_(first.std * 4)
             if not whole[i]:
-                guide[i].mul_(valid[i])
+                guide[i].mul_(self._as_float(valid[i]))
         return guided_filter(probs, guide)
 
     def _add_batch(self, job: PredictJob, extent: PixelWindow, acc: torch.Tensor, bad: torch.Tensor,
@@ -312,9 +356,9 @@ class Predictor:
             shape = (probs.shape[1], part.height, part.width)
             q, votes = self._scratch("q", shape, torch.float64), self._scratch("votes", shape, torch.int32)
             q.copy_(probs[i][(slice(None), *src)]).mul_(w)  # one dtype per operation: torch's fast kernels
-            if not whole[i]:
-                q.mul_(valid[i][src])
             votes.copy_(q.round_())  # whole numbers: the cast to int32 is exact
+            if not whole[i]:
+                votes.mul_(valid[i][src])  # invalid pixels get no votes (int32 by bool: a fast kernel)
             acc[(slice(None), *dst)] += votes
 
     def run_block(
@@ -326,13 +370,20 @@ class Predictor:
         *,
         on_batch: Callable[[int], None] | None = None,
     ) -> BlockResult:
-        """Predict ``block`` from its read ``tiles`` (in ``block.tiles`` order, batched by ``job.batch_size``)."""
+        """Predict ``block`` from its read ``tiles`` (in ``block.tiles`` order, batched by ``job.batch_size`` on
+        a GPU, one by one on the CPU); ``on_batch(tiles)`` after each batch, in the calling thread.
+
+        On the CPU one tile already keeps the cores busy, and a whole batch at once holds that many tiles'
+        activations and temporaries (hundreds of MB per lane, far beyond the caches): each tile goes through
+        normalising, the network, softmax, weighting and accumulation alone, its temporaries reused.
+        """
         extent = block.extent
+        batch_size = job.batch_size if self.device.type == "cuda" else 1
         with torch.inference_mode():
             shape = (self.card.num_classes, extent.height, extent.width)
             acc = self._scratch("accumulator", shape, torch.int32).zero_()
             bad = torch.zeros((), dtype=torch.bool, device=self.device)
-            for batch in _batches(tiles, job.batch_size):
+            for batch in _batches(tiles, batch_size):
                 with self.lock:
                     self._add_batch(job, extent, acc, bad, batch)
                 if on_batch is not None:

@@ -32,7 +32,7 @@ class PredictJob:
     batch_size: int
     #: True: invalid pixels come from the scene's mask (nodata, alpha); False: every pixel inside the scene is valid.
     use_mask: bool
-    #: Threads decoding tiles for one device; None: one per core of the machine that runs the block.
+    #: Threads decoding tiles for one device; None: :func:`~.read.default_read_threads`.
     read_threads: int | None
     #: Whether confidence is written (finishing pixels costs less without it).
     confidence: bool = True

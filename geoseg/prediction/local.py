@@ -1,10 +1,11 @@
 """The local engine: threads in this process, one model per device, no Dask.
 
 Each *lane* is a thread that runs whole blocks on one device: one lane per
-GPU, and on the CPU a couple of lanes that share the torch threads (lanes
-working on separate blocks need no synchronisation, unlike one network call
-split across every core; each lane holds one batch's activations).  A pool of reader threads decodes tiles ahead of the
-lanes.  Torch and GDAL release the GIL, so decoding and the network overlap.
+GPU, and on the CPU a couple of lanes that share the torch threads
+(:class:`CpuThreads`; each lane holds one tile's activations).  A pool of
+reader threads (one beside CPU lanes, see :func:`~.read.default_read_threads`)
+decodes tiles ahead of the lanes.  Torch and GDAL release the GIL, so decoding
+and the network overlap.
 This thread adds the blocks' seam sums (:class:`SeamSums`) and hands every
 finished piece to ``sink`` (the writer).
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -25,9 +25,9 @@ from ..tiling import Tile
 from .device import Predictor, finish_seam
 from .job import BlockResult, Piece, PredictJob
 from .plan import Block, StitchPlan
-from .read import TileReader
+from .read import TileReader, default_read_threads
 
-__all__ = ["SeamSums", "run_local"]
+__all__ = ["CpuThreads", "SeamSums", "run_local"]
 
 
 class SeamSums:
@@ -57,6 +57,46 @@ class SeamSums:
         return not any(self._waiting.values())
 
 
+class CpuThreads:
+    """Torch's CPU threads shared out among the CPU lanes that are still running.
+
+    Lanes working on separate blocks need no synchronisation, unlike one
+    network call split across every core, so each lane gets an equal share
+    (on 2 cores: two lanes of one thread each).  When a lane runs out of
+    blocks, the lanes still computing take over its threads between tiles, so
+    the last block does not run on one core while the others idle.  Torch
+    keeps its thread count per OS thread, so each lane sets its own
+    (:meth:`settle`); :meth:`restore` puts back the count new threads start with.
+    """
+
+    def __init__(self, lanes: int) -> None:
+        import torch
+
+        self.total = torch.get_num_threads()
+        self.running = lanes
+        self._lock = threading.Lock()
+        self._mine = threading.local()
+
+    def settle(self) -> None:
+        """In a lane's thread, between tiles: take this lane's share of the threads now."""
+        import torch
+
+        share = max(1, self.total // max(1, self.running))
+        if getattr(self._mine, "share", None) != share:
+            torch.set_num_threads(share)
+            self._mine.share = share
+
+    def leave(self) -> None:
+        """A lane has no more blocks: the others share its threads."""
+        with self._lock:
+            self.running -= 1
+
+    def restore(self) -> None:
+        import torch
+
+        torch.set_num_threads(self.total)
+
+
 _DONE = object()
 
 
@@ -75,14 +115,22 @@ def run_local(
     may appear in several lanes (the CPU).
     """
     results: queue.Queue[Any] = queue.Queue()
-    reader = TileReader(job, job.read_threads or os.cpu_count() or 1)
+    reader = TileReader(job, job.read_threads or default_read_threads(gpu=any(p.device.type == "cuda" for p in lanes)))
     stop = threading.Event()
     seams_of = {b.index: plan.seams_of(b.index) for b in plan.blocks}
     blocks = iter(plan.blocks)
     claim_lock = threading.Lock()
+    cpu = CpuThreads(sum(p.device.type == "cpu" for p in lanes))
 
     def lane(predictor: Predictor) -> None:
         claimed: collections.deque[Block] = collections.deque()
+        on_cpu = predictor.device.type == "cpu"
+
+        def done_tiles(count: int) -> None:
+            if on_cpu:
+                cpu.settle()
+            if on_tiles is not None:
+                on_tiles(count)
 
         def tiles() -> Iterator[Tile]:
             while not stop.is_set():
@@ -94,15 +142,19 @@ def run_local(
                 yield from block.tiles
 
         try:
+            if on_cpu:
+                cpu.settle()
             stream = reader.stream(tiles(), ahead=job.batch_size + 2)
             for first in stream:
                 block = claimed.popleft()
                 mine = itertools.chain([first], itertools.islice(stream, block.tile_count - 1))
-                results.put(predictor.run_block(job, block, seams_of[block.index], mine, on_batch=on_tiles))
+                results.put(predictor.run_block(job, block, seams_of[block.index], mine, on_batch=done_tiles))
         except BaseException as exc:  # noqa: BLE001 - handed to the calling thread, which raises it
             if not stop.is_set():  # after a stop, reads are cancelled on purpose
                 results.put(exc)
         finally:
+            if on_cpu:
+                cpu.leave()
             results.put(_DONE)
 
     threads = [
@@ -132,5 +184,6 @@ def run_local(
         reader.close()
         for t in threads:
             t.join(timeout=30)
+        cpu.restore()
     if not seams.complete:
         raise RuntimeError("internal error: not every seam of the scene was finished")

@@ -40,7 +40,8 @@ class PredictOptions:
         False, help="Read the scene at the model's ground resolution and resample the result back."
     )
     read_threads: int | None = setting(
-        None, minimum=1, output=False, help="Threads decoding the scene [default: one per core]."
+        None, minimum=1, output=False,
+        help="Threads decoding the scene [default: one on the CPU, one per core with GPUs].",
     )
     tta: str = setting(
         "none", choices=TTA_MODES,

@@ -24,10 +24,23 @@ from ..io.rasters import open_on_grid, read_window
 from ..tiling import Tile
 from .job import PredictJob
 
-__all__ = ["ReadTile", "TileReader", "ReadCancelled"]
+__all__ = ["ReadTile", "TileReader", "ReadCancelled", "default_read_threads"]
 
 #: ``(tile, data (bands, h, w) in the file's type, valid (h, w) bool)``
 ReadTile = tuple[Tile, np.ndarray, np.ndarray]
+
+
+def default_read_threads(*, gpu: bool, share: int = 1) -> int:
+    """Decoding threads for a device, when not asked for: one beside CPU lanes, else the cores (over ``share``).
+
+    On the CPU the lanes already keep the cores busy, and decoding costs little beside them.  More threads
+    also decode more: each thread's dataset decodes the file blocks its tiles touch, and neighbouring tiles
+    (read by different threads) share blocks.  On an 8192 x 8192 scene of 512 px blocks, reading every tile
+    window in two threads took twice the CPU time of one thread and no less wall time.
+    """
+    if not gpu:
+        return 1
+    return max(1, (os.cpu_count() or 1) // max(1, share))
 
 
 class ReadCancelled(Exception):

@@ -13,7 +13,6 @@ lies: :func:`owned_piece` (finished uint8 pixels, for the client to write) and
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -77,10 +76,11 @@ def predict_block(plugin_name: str, job: PredictJob, block: Block, seams: Sequen
     """Read and predict one block on this worker's device."""
     from distributed import get_worker
 
-    from .read import TileReader
+    from .read import TileReader, default_read_threads
 
     predictor = _predictor(plugin_name)
-    threads = job.read_threads or max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
+    threads = job.read_threads or default_read_threads(gpu=predictor.device.type == "cuda",
+                                                        share=get_worker().state.nthreads)
     with TileReader(job, threads) as reader:
         tiles = reader.stream(block.tiles, ahead=job.batch_size + reader.threads)
         return predictor.run_block(job, block, seams, tiles)

@@ -25,10 +25,15 @@ from ..safety.gdal import quiet_libtiff
 from ..tiling import PixelWindow
 from .style import RasterStyle, sidecar_paths, write_sidecars
 
-__all__ = ["StagingRaster", "CogWriter", "COG_OPTIONS", "GDAL_CACHE_BYTES", "class_colormap", "resample_into"]
+__all__ = [
+    "StagingRaster", "CogWriter", "COG_OPTIONS", "GDAL_CACHE_BYTES", "class_colormap", "overview_factors",
+    "resample_into",
+]
 
+#: DEFLATE level 5, not GDAL's default 6: on an 8192 x 8192 class map it compresses in half the time (0.40
+#: against 0.69 s on 2 cores) for a file 5 % larger (4.12 against 3.93 MB).
 COG_OPTIONS = {
-    "COMPRESS": "DEFLATE", "BLOCKSIZE": 512, "OVERVIEW_RESAMPLING": "NEAREST", "BIGTIFF": "IF_SAFER",
+    "COMPRESS": "DEFLATE", "LEVEL": 5, "BLOCKSIZE": 512, "OVERVIEW_RESAMPLING": "NEAREST", "BIGTIFF": "IF_SAFER",
     "NUM_THREADS": "ALL_CPUS",
 }
 #: Staging rasters are tiled like the COG, so pieces of any shape touch few blocks and the copy reads whole ones.
@@ -92,6 +97,18 @@ class StagingRaster:
             code = errno.ENOSPC if disk_full(self.path.parent) else errno.EIO
             raise OSError(code, os.strerror(code), str(self.path))
 
+    def _build_overviews(self, resampling: str, block: int) -> None:
+        """The COG's overviews, built into the closed staging raster: the COG driver then copies them instead of
+        computing them itself (its own pass took 0.24 s of a 0.43 s copy of an 8192 x 8192 class map; GDAL's
+        overview builder on the uncompressed file takes 0.08 s and gives the same pixels)."""
+        import rasterio
+        from rasterio.enums import Resampling
+
+        factors = overview_factors(self.width, self.height, block)
+        if factors:
+            with rasterio.open(self.path, "r+") as ds:
+                ds.build_overviews(factors, Resampling[resampling.lower()])
+
     def remove(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
@@ -124,6 +141,7 @@ class CogWriter(StagingRaster):
         try:
             options = {**COG_OPTIONS, **(self.style.cog_options if self.style else {})}
             try:
+                self._build_overviews(str(options["OVERVIEW_RESAMPLING"]), int(str(options["BLOCKSIZE"])))
                 rio_copy(self.path, tmp, driver="COG", **options)
             except Exception as exc:  # GDAL's message names no errno; tell a full disk while the files still fill it
                 code = errno.ENOSPC if _short_of_space(tmp.parent, self.path) else errno.EIO
@@ -137,6 +155,16 @@ class CogWriter(StagingRaster):
                 tmp.unlink()
             self.remove()
         return self.final
+
+
+def overview_factors(width: int, height: int, block: int) -> list[int]:
+    """The overview levels GDAL's COG driver makes: factors 2, 4, ... while a side, halved each time (rounding
+    down), exceeds ``block``."""
+    factors: list[int] = []
+    while width > block or height > block:
+        factors.append(2 ** (len(factors) + 1))
+        width, height = width // 2, height // 2
+    return factors
 
 
 def _short_of_space(folder: Path, staging: Path) -> bool:

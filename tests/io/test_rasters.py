@@ -107,3 +107,34 @@ def test_a_failed_read_names_the_file_and_window_in_one_line(make_raster):
     with pytest.raises(LabelError, match=r"^labels '.*cut.tif': reading rows") as info:
         read_window(str(path), PixelWindow(192, 192, 64, 64), what="labels", error=LabelError)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "nodata"),
+    [("uint8", 0), ("uint8", 255), ("int16", -5), ("uint16", 7), ("float32", -9999.0), ("float32", float("nan"))],
+)
+def test_the_nodata_mask_taken_from_the_pixels_equals_gdals_dataset_mask(make_raster, dtype, nodata):
+    rng = np.random.default_rng(3)
+    fill = np.nan if np.isnan(nodata) else nodata
+    data = rng.integers(1, 4, (3, 40, 36)).astype(dtype)
+    data[rng.random(data.shape) < 0.3] = fill  # some bands of some pixels
+    data[:, 5:9, :] = fill  # every band: invalid
+    path = make_raster("n.tif", data, nodata=nodata)
+    window = PixelWindow(-3, 4, 30, 30)  # reaches outside the raster too
+    _, valid = read_window(str(path), window, (1, 2, 3), dtype=None)
+    with rasterio.open(path) as ds:
+        expected = np.zeros((30, 30), bool)
+        gdal = ds.dataset_mask(window=rasterio.windows.Window(4, 0, 30, 27)) > 0
+        expected[3:, :] = gdal
+        if np.issubdtype(np.dtype(dtype), np.floating):  # non-finite values are invalid as well
+            expected[3:, :] &= np.isfinite(ds.read(window=rasterio.windows.Window(4, 0, 30, 27))).all(axis=0)
+    np.testing.assert_array_equal(valid, expected)
+    assert 0 < valid.sum() < valid.size
+
+
+def test_a_band_subset_takes_gdals_mask_over_every_band(make_raster):
+    data = np.ones((3, 4, 4), np.uint8)
+    data[:2, 0, :] = 0  # nodata in the two bands read, not in the third: a valid pixel
+    path = make_raster("b.tif", data, nodata=0)
+    _, valid = read_window(str(path), PixelWindow(0, 0, 4, 4), (1, 2))
+    assert valid.all()

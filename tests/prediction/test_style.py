@@ -72,3 +72,28 @@ def test_predict_writes_the_style_and_the_scale(tmp_path):
     assert labels == [c.name for c in model.card.classes]
     with rasterio.open(tmp_path / "conf.tif") as ds:
         assert ds.scales == (pytest.approx(1 / 255),)
+
+
+@pytest.mark.parametrize(("height", "width"), [(1025, 513), (1100, 3000), (512, 512), (2048, 2048)])
+def test_the_cog_has_the_overview_levels_gdals_cog_driver_chooses(tmp_path, height, width):
+    """The overviews are built into the staging raster before the COG copy; the levels are GDAL's own choice,
+    factor 2 shows the same pixels as GDAL's (for even sides: with an odd side GDAL's two overview builders pick
+    neighbouring source pixels), and the result is a valid COG."""
+    from rasterio.shutil import copy
+    from rio_cogeo.cogeo import cog_validate
+
+    from geoseg.prediction.write import COG_OPTIONS
+
+    data = np.random.default_rng(height).integers(0, 4, (height, width)).astype(np.uint8)
+    out = write_cog(tmp_path / "ours.tif", data, nodata=255, style=class_style(CLASSES))
+    plain = write_raster(tmp_path / "plain.tif", data, nodata=255, crs="EPSG:32633",
+                         transform=from_origin(500000, 4000000, 1, 1))
+    copy(plain, tmp_path / "gdal.tif", driver="COG", **COG_OPTIONS)
+    with rasterio.open(out) as ours, rasterio.open(tmp_path / "gdal.tif") as gdal:
+        assert ours.overviews(1) == gdal.overviews(1)
+        assert np.array_equal(ours.read(1), data)
+    if (height > 512 or width > 512) and height % 2 == 0 and width % 2 == 0:
+        with rasterio.open(out, overview_level=0) as a, rasterio.open(tmp_path / "gdal.tif", overview_level=0) as b:
+            assert a.shape == b.shape and np.array_equal(a.read(1), b.read(1))
+    valid, errors, _ = cog_validate(str(out), strict=True)
+    assert valid, errors
