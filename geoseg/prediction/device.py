@@ -302,7 +302,7 @@ class Predictor:
         mean: torch.Tensor | None = None
         for member in self.members:
             for i in range(len(whole)):  # tile by tile: the temporaries stay in cache
-                x[i].copy_(raw[i]).sub_(member.mean).div_(member.std)
+                torch.sub(raw[i], member.mean, out=x[i]).div_(member.std)  # converts as it subtracts: one pass less
                 if not whole[i]:
                     x[i].mul_(self._as_float(valid[i]))
             for view in self.views:
@@ -332,7 +332,7 @@ class Predictor:
         first = self.members[0]
         guide = self._scratch("guide", raw.shape, torch.float32)
         for i in range(len(whole)):
-            guide[i].copy_(raw[i]).sub_(first.mean).div_(first.std * 4)
+            torch.sub(raw[i], first.mean, out=guide[i]).div_(first.std * 4)
             if not whole[i]:
                 guide[i].mul_(self._as_float(valid[i]))
         return guided_filter(probs, guide)
