@@ -36,6 +36,7 @@ from OpenAerialMap, licensed CC BY 4.0. Imagery © its OpenAerialMap contributor
 Open Database Licence (ODbL 1.0), https://www.openstreetmap.org/copyright (via HOT fAIr sample data).
 
 The crop is the part of the scene held out from training of the shipped building model
+(configs/train/buildings_five_places.yaml) and of the model shipped before it
 (configs/train/shipped_buildings.yaml); `pipelines/make_demo_data.py` rebuilds both files.
 """
 
