@@ -12,7 +12,6 @@ outside the image are counted and reported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -30,6 +29,7 @@ from ..io.grid import same_grid
 from ..io.rasters import SceneInfo
 from ..io.vectors import read_polygon_layer
 from ..tiling import PixelWindow
+from .cache_keys import cache_key, file_fingerprint
 
 __all__ = ["RASTER_LABEL_SUFFIXES", "LabelReport", "PreparedLabels", "prepare_labels", "read_label_window"]
 
@@ -65,11 +65,6 @@ class PreparedLabels:
 
     path: str
     report: LabelReport
-
-
-def _fingerprint(path: Path) -> dict[str, object]:
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def prepare_labels(
@@ -236,10 +231,10 @@ def _rasterise_vector(
                 "(e.g. the background class id) or 'ignore_id' (unlabelled, ignored in training)"
             )
         fill = ignore_id
-    key = hashlib.sha256(json.dumps({
-        "image": _fingerprint(Path(scene.path)), "labels": _fingerprint(path), "column": class_column, "layer": layer,
-        "fill": fill, "classes": list(class_ids), "ignore": ignore_id, "version": _VERSION,
-    }, sort_keys=True).encode()).hexdigest()[:16]
+    key = cache_key(
+        image=file_fingerprint(scene.path), labels=file_fingerprint(path), column=class_column, layer=layer,
+        fill=fill, classes=list(class_ids), ignore=ignore_id, version=_VERSION,
+    )
     out = cache_dir / f"labels-{Path(scene.path).stem}-{key}.tif"
     report_path = out.with_suffix(".json")
     if out.exists() and report_path.exists():

@@ -24,7 +24,6 @@ the image grid.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -40,6 +39,7 @@ from ..atomic import atomic_path
 from ..classes import NODATA, ClassInfo
 from ..errors import ConfigError, LabelError
 from ..io.rasters import SceneInfo
+from .cache_keys import cache_key, file_fingerprint
 from .config import PartTargets
 
 __all__ = ["PartTargets", "part_classes", "part_targets", "prepare_part_labels", "disk"]
@@ -116,11 +116,6 @@ def part_targets(
     return out
 
 
-def _fingerprint(path: Path) -> list[object]:
-    st = path.stat()
-    return [str(path.resolve()), st.st_size, st.st_mtime_ns]
-
-
 def _label_report(**values: Any):
     from .labels import LabelReport
 
@@ -170,12 +165,12 @@ def prepare_part_labels(
     if fill is None:
         raise LabelError(f"{path.name}: pixels outside every polygon need a class: set scenes[].fill or ignore_id")
     cache_dir = Path(cache_dir)
-    key = hashlib.sha256(json.dumps({
-        "labels": _fingerprint(path), "image": _fingerprint(Path(scene.path)), "grid": [scene.width, scene.height,
-        list(scene.transform), scene.crs_wkt], "classes": list(class_ids), "scheme": scheme, "border": parts.border,
-        "contact": parts.contact, "fill": fill, "ignore": ignore_id, "column": class_column, "layer": layer,
-        "version": _VERSION,
-    }, sort_keys=True).encode()).hexdigest()[:16]
+    key = cache_key(
+        labels=file_fingerprint(path), image=file_fingerprint(scene.path),
+        grid=[scene.width, scene.height, list(scene.transform), scene.crs_wkt], classes=list(class_ids),
+        scheme=scheme, border=parts.border, contact=parts.contact, fill=fill, ignore=ignore_id, column=class_column,
+        layer=layer, version=_VERSION,
+    )
     out = cache_dir / f"parts-{Path(scene.path).stem}-{key}.tif"
     report_path = out.with_suffix(".json")
     if out.exists() and report_path.exists():

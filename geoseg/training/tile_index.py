@@ -11,7 +11,6 @@ run folder, keyed by a hash of the inputs and the tile layout, and reused.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,7 @@ from ..errors import LabelError
 from ..io.rasters import open_raster, read_window
 from ..model.card import Normalization
 from ..tiling import PixelWindow, Tile, tile_grid
+from .cache_keys import cache_key, file_fingerprint
 from .labels import read_label_window
 
 __all__ = [
@@ -163,17 +163,11 @@ def index_tiles(image: str, bands: Sequence[int], labels: str, tiles: Sequence[T
     return out
 
 
-def _fingerprint(path: str) -> list[Any]:
-    st = Path(path).stat()
-    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
-
-
 def index_key(scenes: Sequence[SceneSource], tile_size: int, stride: int) -> str:
-    payload = {
-        "scenes": [[_fingerprint(s.image), _fingerprint(s.labels), list(s.bands)] for s in scenes],
-        "tile_size": tile_size, "stride": stride, "version": _VERSION,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    return cache_key(
+        scenes=[[file_fingerprint(s.image), file_fingerprint(s.labels), list(s.bands)] for s in scenes],
+        tile_size=tile_size, stride=stride, version=_VERSION,
+    )
 
 
 def build_tile_index(
