@@ -106,29 +106,41 @@ def _finish_host(acc: np.ndarray, lut: Sequence[int], *, confidence: bool) -> tu
     conf = np.empty((height, width), dtype=np.uint8) if confidence else None
     codes = [np.uint8(c) for c in lut]
     step = max(1, _FINISH_CHUNK // max(1, width))
+    flags, spare = np.empty((step, width), bool), np.empty((step, width), np.uint8)
     for r in range(0, height, step):
         part = acc[:, r : r + step]
+        rows = part.shape[1]
         top, total = part[0].copy(), part[0].copy()
-        out = ids[r : r + step]
+        out, flag, tmp = ids[r : r + step], flags[:rows], spare[:rows]
         out.fill(codes[0])
         for c in range(1, part.shape[0]):
-            np.copyto(out, codes[c], where=part[c] > top)
+            _put(out, codes[c], np.greater(part[c], top, out=flag), tmp)
             np.maximum(top, part[c], out=top)
             total += part[c]
-        invalid = total <= 0
+        invalid = np.less_equal(total, 0, out=flag)
         any_invalid = bool(invalid.any())
-        if any_invalid:
-            out[invalid] = NODATA
         if conf is not None:
             ratio = top.astype(np.float64)
             ratio *= 255.0
-            with np.errstate(divide="ignore", invalid="ignore"):  # no votes: nodata, set below
-                ratio /= total
+            ratio /= np.maximum(total, 1, out=total)  # no votes: 0 / 1, made nodata below
             np.clip(np.rint(ratio, out=ratio), 1, 255, out=ratio)
+            part_conf = conf[r : r + step]
+            part_conf[...] = ratio
             if any_invalid:
-                ratio[invalid] = 0.0
-            conf[r : r + step] = ratio
+                _put(part_conf, np.uint8(0), invalid.copy(), tmp)
+        if any_invalid:
+            _put(out, np.uint8(NODATA), invalid, tmp)
     return ids, conf
+
+
+def _put(out: np.ndarray, value: np.uint8, where: np.ndarray, tmp: np.ndarray) -> None:
+    """``out[where] = value`` in four passes over bytes, without numpy's masked copy (about 4 ns a pixel against
+    0.1 ns); ``where`` (bool) is spent, ``tmp`` is scratch of ``out``'s shape."""
+    mask = where.view(np.uint8)
+    np.negative(mask, out=mask)  # 1 -> 0xFF, 0 -> 0
+    np.bitwise_xor(out, value, out=tmp)
+    tmp &= mask
+    out ^= tmp
 
 
 def _finish_device(
@@ -263,7 +275,7 @@ class Predictor:
         return buf[:size].view(*shape)
 
     def _upload(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
-        stacked = np.stack(arrays)
+        stacked = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)  # one tile (the CPU): no copy
         if stacked.dtype.type in _HOST_CONVERT:
             stacked = stacked.astype(np.float32)
         if self._pinned is None:
@@ -278,7 +290,8 @@ class Predictor:
         if w is None:
             if len(self._weights) > 256:
                 self._weights.clear()
-            w = self._weights[key] = torch.from_numpy(grid.weights(tile) * job.scale).to(self.device)
+            scaled = (grid.weights(tile) * job.scale).astype(np.float32)  # as :func:`~.stitch.quantise_tile`
+            w = self._weights[key] = torch.from_numpy(scaled).to(self.device)
         return w
 
     def _as_float(self, mask: torch.Tensor) -> torch.Tensor:
@@ -354,8 +367,8 @@ class Predictor:
             src, dst = _rel(part, tile.read), _rel(part, extent)
             w = self._weight(job, tile)[src]
             shape = (probs.shape[1], part.height, part.width)
-            q, votes = self._scratch("q", shape, torch.float64), self._scratch("votes", shape, torch.int32)
-            q.copy_(probs[i][(slice(None), *src)]).mul_(w)  # one dtype per operation: torch's fast kernels
+            q, votes = self._scratch("q", shape, torch.float32), self._scratch("votes", shape, torch.int32)
+            torch.mul(probs[i][(slice(None), *src)], w, out=q)
             votes.copy_(q.round_())  # whole numbers: the cast to int32 is exact
             if not whole[i]:
                 votes.mul_(valid[i][src])  # invalid pixels get no votes (int32 by bool: a fast kernel)

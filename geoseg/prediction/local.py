@@ -115,7 +115,8 @@ def run_local(
     may appear in several lanes (the CPU).
     """
     results: queue.Queue[Any] = queue.Queue()
-    reader = TileReader(job, job.read_threads or default_read_threads(gpu=any(p.device.type == "cuda" for p in lanes)))
+    reader = TileReader(job, job.read_threads or default_read_threads(gpu=any(p.device.type == "cuda" for p in lanes)),
+                        tiles=(t for b in plan.blocks for t in b.tiles))
     stop = threading.Event()
     seams_of = {b.index: plan.seams_of(b.index) for b in plan.blocks}
     blocks = iter(plan.blocks)

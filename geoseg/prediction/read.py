@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from ..io.rasters import open_on_grid, read_window
-from ..tiling import Tile
+from ..tiling import PixelWindow, Tile
+from .file_blocks import FileBlocks, suits
 from .job import PredictJob
 
 __all__ = ["ReadTile", "TileReader", "ReadCancelled", "default_read_threads"]
@@ -52,11 +53,17 @@ class TileReader:
 
     Each thread opens the scene on first use and closes it when the reader
     closes (rasterio datasets must be closed by the thread that opened them).
+    Given the ``tiles`` that will be read (each once, in any order), tiles of a
+    file stored in small blocks are cut from blocks decoded once each
+    (:class:`~.file_blocks.FileBlocks`); otherwise each tile window is read.
     """
 
-    def __init__(self, job: PredictJob, threads: int | None = None) -> None:
+    def __init__(self, job: PredictJob, threads: int | None = None, *, tiles: Iterable[Tile] | None = None) -> None:
         self.job = job
         self.threads = max(1, threads or job.read_threads or os.cpu_count() or 1)
+        self._tiles = tiles
+        self._blocks: FileBlocks | None = None
+        self._blocks_lock = threading.Lock()
         self._work: queue.SimpleQueue[tuple[Tile, Future[ReadTile]] | None] = queue.SimpleQueue()
         self._closed = threading.Event()
         self._threads = [
@@ -81,9 +88,24 @@ class TileReader:
                 except BaseException as exc:  # noqa: BLE001 - handed to whoever waits for the tile
                     future.set_exception(exc)
 
+    def _file_blocks(self, dataset: Any) -> FileBlocks | None:
+        """The shared :class:`~.file_blocks.FileBlocks`, made on the first read (it needs the file's blocks)."""
+        with self._blocks_lock:
+            if self._tiles is not None:
+                tiles, self._tiles = self._tiles, None
+                shape = suits(dataset.block_shapes[b - 1] for b in self.job.bands) if self.job.grid is None else None
+                if shape is not None:
+                    self._blocks = FileBlocks(shape, dataset.height, dataset.width, (t.read for t in tiles))
+            return self._blocks
+
     def _read(self, tile: Tile, dataset: Any) -> ReadTile:
         job = self.job
-        data, valid = read_window(job.scene, tile.read, job.bands, use_mask=job.use_mask, dataset=dataset, dtype=None)
+
+        def read(window: PixelWindow) -> tuple[np.ndarray, np.ndarray]:
+            return read_window(job.scene, window, job.bands, use_mask=job.use_mask, dataset=dataset, dtype=None)
+
+        blocks = self._file_blocks(dataset)
+        data, valid = read(tile.read) if blocks is None else blocks.cut(tile.read, read)
         if not job.use_mask:
             valid = np.zeros_like(valid)
             valid[: max(0, job.height - tile.read.row_off), : max(0, job.width - tile.read.col_off)] = True

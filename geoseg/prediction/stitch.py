@@ -40,8 +40,9 @@ def quantisation_scale(height: int, width: int, tile_size: int, overlap: int) ->
 
 def quantise_tile(probs: np.ndarray, valid: np.ndarray, weights: np.ndarray, scale: int) -> np.ndarray:
     """``round(probs * weights * scale * valid)`` as int32 ``(classes, h, w)`` (``weights`` from
-    :func:`~.blend.grid_weights`)."""
-    q = np.rint(probs.astype(np.float64) * ((weights * scale) * valid)[None])
+    :func:`~.blend.grid_weights`).  The product is taken in float32, each factor rounded to float32 first: a vote
+    of up to 2**24 is then exact to one unit, and the device multiplies half the bytes of float64."""
+    q = np.rint(probs.astype(np.float32) * ((weights * scale) * valid).astype(np.float32)[None])
     return q.astype(np.int32)
 
 

@@ -81,7 +81,7 @@ def predict_block(plugin_name: str, job: PredictJob, block: Block, seams: Sequen
     predictor = _predictor(plugin_name)
     threads = job.read_threads or default_read_threads(gpu=predictor.device.type == "cuda",
                                                         share=get_worker().state.nthreads)
-    with TileReader(job, threads) as reader:
+    with TileReader(job, threads, tiles=block.tiles) as reader:
         tiles = reader.stream(block.tiles, ahead=job.batch_size + reader.threads)
         return predictor.run_block(job, block, seams, tiles)
 

@@ -119,6 +119,19 @@ def test_finish_on_torch_equals_the_numpy_reference():
     assert none is None and np.array_equal(only_ids.numpy(), ref_ids)
 
 
+def test_finish_over_several_chunks_equals_the_numpy_reference():
+    """Finishing works through the rows in chunks, the last one shorter; nodata and ties in each of them."""
+    rng = np.random.default_rng(5)
+    acc = rng.integers(0, 2**22, (3, 700, 400), dtype=np.int32)  # 280 000 pixels: three chunks of rows
+    acc[:, 3:5] = acc[:, 333] = acc[:, 699, 100:] = 0
+    acc[2, 400:420] = acc[0, 400:420]
+    acc[:, 500:, 7] = [[5], [9], [9]]
+    ids, conf = finish(torch.from_numpy(acc), [6, 2, 8])
+    ref_ids, ref_conf = finish_votes(acc, [6, 2, 8])
+    assert np.array_equal(ids.numpy(), ref_ids) and np.array_equal(conf.numpy(), ref_conf)
+    assert (ref_ids[:, 7][500:] == 2).all() and (ref_ids[699, 100:] == 255).all() and (ref_conf[699, 100:] == 0).all()
+
+
 def test_finish_with_torch_kernels_equals_the_numpy_reference_too():
     """``finish`` runs numpy on the CPU and torch kernels on a GPU; the torch kernels, run here on CPU tensors,
     agree with the reference as well (ties, nodata, a strided view of a larger accumulator)."""
