@@ -31,6 +31,12 @@ __all__ = [
     "parts_to_json",
     "parts_from_json",
     "part_sidecar_path",
+    "VECTORIZE_TAG",
+    "VECTORIZE_KEYS",
+    "VectorizeSettings",
+    "parse_vectorize_settings",
+    "vectorize_settings_to_json",
+    "vectorize_settings_from_json",
 ]
 
 #: Output nodata value of class rasters; no class may use this id.
@@ -206,3 +212,48 @@ def part_sidecar_path(raster: str | os.PathLike[str]) -> Path:
     """
     raster = Path(raster)
     return raster.with_name(f"{raster.stem}.parts{raster.suffix or '.tif'}")
+
+
+#: Dataset tag of a class raster holding the model's recommended vectorize settings per class name, as JSON.
+VECTORIZE_TAG = "GEOSEG_VECTORIZE"
+#: The vectorize settings a model may recommend for a class, in square metres (see geoseg.vectorize).
+VECTORIZE_KEYS = ("min_area", "min_seed_area")
+
+#: ``{class name: {setting: value}}``: vectorize settings a model recommends for its classes.
+VectorizeSettings = Mapping[str, Mapping[str, float]]
+
+
+def parse_vectorize_settings(value: Any, class_names: Iterable[str]) -> dict[str, dict[str, float]]:
+    """``value`` checked as :data:`VectorizeSettings` for classes named ``class_names`` (a ModelError if not)."""
+    names = set(class_names)
+    if not isinstance(value, Mapping):
+        raise ModelError(f"vectorize settings are a mapping of class names to settings, got {value!r}"[:300])
+    out: dict[str, dict[str, float]] = {}
+    for name, settings in value.items():
+        if name not in names:
+            raise ModelError(f"vectorize settings name class {name!r}, which is not one of {sorted(names)}")
+        if not isinstance(settings, Mapping) or not settings or set(settings) - set(VECTORIZE_KEYS):
+            raise ModelError(
+                f"vectorize settings of {name!r} must set some of {', '.join(VECTORIZE_KEYS)}, got {settings!r}"[:300]
+            )
+        checked = {}
+        for key, number in settings.items():
+            if isinstance(number, bool) or not isinstance(number, numbers.Real) or not 0 <= float(number) < 1e12:
+                raise ModelError(f"vectorize setting {name}.{key} must be a number of square metres >= 0, got "
+                                 f"{number!r}"[:300])
+            checked[key] = float(number)
+        out[str(name)] = checked
+    return out
+
+
+def vectorize_settings_to_json(settings: VectorizeSettings) -> str:
+    return json.dumps({"classes": {k: dict(v) for k, v in settings.items()}}, sort_keys=True)
+
+
+def vectorize_settings_from_json(text: str, class_names: Iterable[str]) -> dict[str, dict[str, float]]:
+    if len(text) > MAX_TABLE_TEXT:
+        raise ValueError(f"the settings are {len(text)} characters long, more than a class table holds")
+    data = json.loads(text)
+    if not isinstance(data, Mapping) or not isinstance(data.get("classes"), Mapping):
+        raise ValueError("expected {'classes': {...}}")
+    return parse_vectorize_settings(data["classes"], class_names)

@@ -25,10 +25,6 @@ _DATA = Path(__file__).parent / "data"
 DEMO_SCENE = _DATA / "kampala_demo.tif"
 #: Its building outlines (c) OpenStreetMap contributors, ODbL 1.0.
 DEMO_LABELS = _DATA / "kampala_demo_buildings.gpkg"
-#: Vectorize settings for the shipped building model's buildings: dropping outlines under 20 m² and splitting
-#: only from bodies of 4 m² or more raised polygon F1 on held-out places from 0.25 to 0.33 (chosen on the other
-#: places, for each place in turn; see the README's shipped building model).
-BUILDING_MIN_AREA, BUILDING_MIN_SEED_AREA = 20.0, 4.0
 ATTRIBUTION = _DATA / "ATTRIBUTION.md"
 
 
@@ -76,8 +72,7 @@ def run_demo(
                 client=client, overwrite=True, progress=progress)
         say("2/3 vectorize: building outlines to a GeoPackage")
         vectorize(paths["landcover"], paths["buildings"], confidence=paths["confidence"], classes=["building"],
-                  scene_id=DEMO_SCENE.stem, client=client, overwrite=True, progress=progress,
-                  min_area=BUILDING_MIN_AREA, min_seed_area=BUILDING_MIN_SEED_AREA)
+                  scene_id=DEMO_SCENE.stem, client=client, overwrite=True, progress=progress)  # the model's settings
         vehicles = _vehicles(out, client, say, progress) if model is None else None
     say("3/3 evaluate: against the OpenStreetMap building outlines")
     report = out / "report"

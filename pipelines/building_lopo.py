@@ -85,28 +85,34 @@ def _building(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def score(model: str | Path | list[str | Path], image: Path, labels: Path, tmp: Path, client: Any, *,
-          splits: tuple[bool, ...], **predict_options: Any) -> dict:
+          splits: tuple[bool, ...], tuned: tuple[float, float] | None = None, **predict_options: Any) -> dict:
     """predict -> vectorize (with and/or without the split) -> evaluate; counts to pool over scenes.
 
-    ``model`` may be a list (an ensemble); ``predict_options`` go to :func:`geoseg.predict` (e.g. ``tta``).
+    Vectorize runs with geoseg's defaults for classes without recommendations (minimum area 4 m², seeds 1 m²),
+    whatever the model's card recommends, so that models compare on the same settings; ``tuned`` (minimum area,
+    seed area) adds a split with those settings (``split_tuned``).  ``model`` may be a list (an ensemble);
+    ``predict_options`` go to :func:`geoseg.predict` (e.g. ``tta``).
     """
     import geoseg
+    from geoseg.vectorization.options import DEFAULT_MIN_AREA, DEFAULT_MIN_SEED_AREA
 
     lc, conf = tmp / "landcover.tif", tmp / "confidence.tif"
     started = time.perf_counter()
     geoseg.predict(image, model, lc, confidence=conf, resample=True, client=client, overwrite=True,
                    **predict_options)
     out: dict[str, Any] = {"predict_seconds": round(time.perf_counter() - started, 1)}
-    for split in splits:
-        gpkg = tmp / f"buildings-{split}.gpkg"
-        geoseg.vectorize(lc, gpkg, confidence=conf, classes=["building"], client=client, overwrite=True,
-                         **({} if split else {"split": False}))
+    runs = [("split" if split else "no_split", split, DEFAULT_MIN_AREA, DEFAULT_MIN_SEED_AREA) for split in splits]
+    if tuned is not None:
+        runs.append(("split_tuned", True, *tuned))
+    for key, split, min_area, min_seed_area in runs:
+        gpkg = tmp / f"buildings-{key}.gpkg"
+        geoseg.vectorize(lc, gpkg, confidence=conf, classes=["building"], client=client, overwrite=True, split=split,
+                         min_area=min_area, min_seed_area=min_seed_area)
         metrics = geoseg.evaluate(lc, labels, pred_vectors=gpkg)
         pixel = _building(metrics["per_class"])
         poly = _building(metrics["polygon_metrics"]["classes"])
         out["pixel"] = {k: pixel.get(k) for k in ("iou", "precision", "recall", "tp", "fp", "fn", "support")}
-        keys = ("tp", "fp", "fn", "f1", "precision", "recall")
-        out["split" if split else "no_split"] = {k: poly.get(k) for k in keys}
+        out[key] = {k: poly.get(k) for k in ("tp", "fp", "fn", "f1", "precision", "recall")}
     return out
 
 
@@ -137,7 +143,8 @@ def evaluate(args: argparse.Namespace) -> None:
             entry: dict[str, Any] = {"model": str(model.relative_to(REPO) if model.is_relative_to(REPO) else model),
                                      "variant": args.variant, "scenes": {}}
             for name, image, labels in held_out_scenes(place):
-                row: dict[str, Any] = {"new": score(model, image, labels, tmp, client, splits=(True, False))}
+                row: dict[str, Any] = {"new": score(model, image, labels, tmp, client, splits=(True, False),
+                                                    tuned=args.tuned)}
                 if args.baseline:
                     row["shipped"] = score(args.baseline, image, labels, tmp, client, splits=(False,))
                 entry["scenes"][name] = row
@@ -148,6 +155,8 @@ def evaluate(args: argparse.Namespace) -> None:
                 "new_split": _pool([r["new"] for r in pooled], "split"),
                 "new_no_split": _pool([r["new"] for r in pooled], "no_split"),
             }
+            if args.tuned is not None:
+                entry["pooled"]["new_split_tuned"] = _pool([r["new"] for r in pooled], "split_tuned")
             if args.baseline:
                 entry["pooled"]["shipped_pixel"] = _pool_pixels([r["shipped"] for r in pooled])
                 entry["pooled"]["shipped_no_split"] = _pool([r["shipped"] for r in pooled], "no_split")
@@ -169,6 +178,8 @@ def main() -> None:
             p.add_argument("--resume", action="store_true")
         else:
             p.add_argument("--baseline", default=None, help="also score this model (e.g. the shipped 'buildings')")
+            p.add_argument("--tuned", type=lambda t: tuple(float(x) for x in t.split(",")), default=None,
+                           metavar="MIN_AREA,MIN_SEED_AREA", help="also vectorize with these settings (m²), e.g. 20,4")
     args = parser.parse_args()
     train(args) if args.step == "train" else evaluate(args)
 

@@ -12,13 +12,14 @@ in its mask (nodata, internal mask) read as :data:`~geoseg.classes.NODATA`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
 
-from ..classes import CLASSES_TAG, NODATA, ClassInfo, classes_from_json
+from ..classes import CLASSES_TAG, NODATA, VECTORIZE_TAG, ClassInfo, classes_from_json, vectorize_settings_from_json
 from ..errors import GeoSegError, InputError
 from ..tiling import PixelWindow
 from .rasters import SceneInfo, inspect_scene, open_raster, read_window
@@ -34,6 +35,8 @@ class ClassRaster(SceneInfo):
     scheme: tuple[ClassInfo, ...] | None = None
     #: The band's colour map as ``(id, (r, g, b))`` pairs (empty without one).
     colormap: tuple[tuple[int, tuple[int, int, int]], ...] = ()
+    #: Vectorize settings recommended per class name by the model that wrote the raster (GEOSEG_VECTORIZE tag).
+    vectorize: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -56,7 +59,8 @@ def _inspect(path: str | os.PathLike[str], what: str) -> ClassRaster:
             "(uint8, as written by geoseg predict; gdal_translate -ot Byte)"
         )
     with open_raster(path) as ds:
-        tag = ds.tags().get(CLASSES_TAG)
+        tags = ds.tags()
+        tag = tags.get(CLASSES_TAG)
         try:
             colormap = tuple(sorted((int(k), tuple(int(x) for x in v[:3])) for k, v in ds.colormap(1).items()))
         except ValueError:  # no colour map
@@ -69,8 +73,16 @@ def _inspect(path: str | os.PathLike[str], what: str) -> ClassRaster:
             raise InputError(
                 f"{what} {name!r}: the {CLASSES_TAG} tag is not a valid class table ({exc}); fix or remove the tag"
             ) from None
+    vectorize: dict[str, dict[str, float]] = {}
+    if tags.get(VECTORIZE_TAG) and scheme is not None:
+        try:
+            vectorize = vectorize_settings_from_json(tags[VECTORIZE_TAG], (c.name for c in scheme))
+        except (GeoSegError, ValueError, TypeError) as exc:
+            raise InputError(
+                f"{what} {name!r}: the {VECTORIZE_TAG} tag is not valid ({exc}); fix or remove the tag"
+            ) from None
     fields = {k: getattr(info, k) for k in SceneInfo.__dataclass_fields__}
-    return ClassRaster(**fields, scheme=scheme, colormap=colormap)  # type: ignore[arg-type]
+    return ClassRaster(**fields, scheme=scheme, colormap=colormap, vectorize=vectorize)  # type: ignore[arg-type]
 
 
 def inspect_class_raster(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..classes import ClassInfo, PartScheme, parse_classes
+from ..classes import ClassInfo, PartScheme, parse_classes, parse_vectorize_settings
 from ..errors import ModelError
 
 __all__ = ["ModelCard", "Normalization", "PartScheme", "CARD_VERSION", "ARCHITECTURES"]
@@ -62,6 +62,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "nodata": (str,),
     "ignore_index": (int, type(None)),
     "parts": (list, tuple),
+    "vectorize": (Mapping,),
     "metadata": (Mapping,),
     "version": (int,),
 }
@@ -134,6 +135,9 @@ class ModelCard:
     ignore_index: int | None = None
     #: Classes that are parts of another class (building border and contact); empty for plain class maps.
     parts: tuple[PartScheme, ...] = ()
+    #: Vectorize settings this model recommends per class name (``min_area``, ``min_seed_area``, in m²), chosen
+    #: on places it was not trained on; predict writes them into the class raster, vectorize uses them by default.
+    vectorize: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     version: int = CARD_VERSION
 
@@ -206,6 +210,7 @@ class ModelCard:
             used += [p.of, p.border, p.contact]
         if len(set(used)) != len(used):
             raise ModelError(f"part schemes share class ids: {[p.to_dict() for p in self.parts]}")
+        set_(self, "vectorize", parse_vectorize_settings(self.vectorize, (c.name for c in self.display_classes)))
 
     @property
     def rebuildable(self) -> bool:
@@ -245,6 +250,10 @@ class ModelCard:
                 if not value:  # cards without parts read as before, also by older geoseg versions
                     continue
                 value = [p.to_dict() for p in value]
+            elif f.name == "vectorize":
+                if not value:  # likewise
+                    continue
+                value = {k: dict(v) for k, v in value.items()}
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value

@@ -27,7 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..classes import CLASSES_TAG, NODATA, PARTS_TAG, classes_to_json, part_sidecar_path, parts_to_json
+from ..classes import (
+    CLASSES_TAG,
+    NODATA,
+    PARTS_TAG,
+    VECTORIZE_TAG,
+    classes_to_json,
+    part_sidecar_path,
+    parts_to_json,
+    vectorize_settings_to_json,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -68,10 +77,13 @@ def display_lut(card: ModelCard) -> np.ndarray | None:
 
 
 def display_tags(card: ModelCard) -> dict[str, str]:
-    """Tags of the land-cover COG: the display classes, and the part table when the model has parts."""
+    """Tags of the land-cover COG: the display classes, the part table when the model has parts, and the vectorize
+    settings the model recommends."""
     tags = {CLASSES_TAG: classes_to_json(card.display_classes)}
     if card.parts:
         tags[PARTS_TAG] = parts_to_json(card.parts)
+    if card.vectorize:
+        tags[VECTORIZE_TAG] = vectorize_settings_to_json(card.vectorize)
     return tags
 
 

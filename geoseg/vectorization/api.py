@@ -35,7 +35,7 @@ from ..io.rasters import check_input_path, inspect_scene
 from ..measure import MetricFrame, metric_frame
 from ..tiling import PixelWindow, block_windows
 from .finish import PolygonOptions, finish_polygons
-from .options import VectorizeOptions
+from .options import DEFAULT_MIN_AREA, DEFAULT_MIN_SEED_AREA, VectorizeOptions
 from .rectangles import rectangle_class_ids
 from .seams import SeamMerger
 from .split import split_job, split_objects
@@ -196,7 +196,7 @@ def vectorize(
     *,
     confidence: str | os.PathLike[str] | None = None,
     classes: str | int | Iterable[str | int] | None = None,
-    min_area: float = VectorizeOptions.min_area,
+    min_area: float | None = VectorizeOptions.min_area,
     simplify: float = VectorizeOptions.simplify,
     fill_holes: float = VectorizeOptions.fill_holes,
     regularize: bool = VectorizeOptions.regularize,
@@ -205,7 +205,7 @@ def vectorize(
     block_size: int = VectorizeOptions.block_size,
     split: bool = VectorizeOptions.split,
     parts: str | os.PathLike[str] | None = None,
-    min_seed_area: float = VectorizeOptions.min_seed_area,
+    min_seed_area: float | None = VectorizeOptions.min_seed_area,
     scene_id: str | None = None,
     client: Any = None,
     scheduler: str | None = None,
@@ -230,15 +230,22 @@ def vectorize(
     apart, using the part sidecar ``parts`` (default: ``<stem>.parts.tif``
     beside the raster; see :mod:`geoseg.vectorization.split`); bodies smaller
     than ``min_seed_area`` square metres seed no building of their own.
+
+    ``min_area`` and ``min_seed_area`` left at None take, for each class, the
+    settings the model recommends (its card's ``vectorize``, written into the
+    class raster by predict), else :data:`~.options.DEFAULT_MIN_AREA` and
+    :data:`~.options.DEFAULT_MIN_SEED_AREA`; a number applies to every class.
     """
     started = time.perf_counter()
     driver = output_driver(out)
     options = PolygonOptions(
-        min_area=_check_number("min_area", min_area),
+        min_area=DEFAULT_MIN_AREA if min_area is None else _check_number("min_area", min_area),
         simplify=_check_number("simplify", simplify),
         fill_holes=_check_number("fill_holes", fill_holes),
         regularize=bool(regularize),
     )
+    if min_seed_area is not None:
+        min_seed_area = _check_number("min_seed_area", min_seed_area)
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise InputError(f"block_size must be an integer >= 1, got {block_size!r}")
     out = check_writable(out, overwrite=overwrite, inputs=[raster, confidence])
@@ -268,6 +275,13 @@ def vectorize(
     with dask_client(spec, client=client) as c:
         if selected is None:
             selected = select_classes(info, None, present=_classes_present(c, info, blocks, progress))
+        recommended = {x.id: info.vectorize[x.name] for x in selected if x.name in info.vectorize}
+        if min_area is None:
+            options = replace(options, class_min_area=tuple(
+                (i, r["min_area"]) for i, r in recommended.items() if "min_area" in r))
+        if min_seed_area is None:  # the smallest any split class recommends (one seed size for the raster)
+            min_seed_area = min((r["min_seed_area"] for r in recommended.values() if "min_seed_area" in r),
+                                default=DEFAULT_MIN_SEED_AREA)
         options = replace(options, rectangles=rectangle_class_ids(selected) if rectangles else ())
         job = VectorizeJob(
             raster=info.path, class_ids=tuple(x.id for x in selected), height=info.height, width=info.width,

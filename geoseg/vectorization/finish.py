@@ -18,12 +18,12 @@ that decides is the area written to the output.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..measure import MetricFrame
-from .options import VectorizeOptions
+from .options import DEFAULT_MIN_AREA, VectorizeOptions
 
 __all__ = ["PolygonOptions", "FeatureBatch", "PieceStats", "finish_polygons", "polygonal_parts"]
 
@@ -32,7 +32,9 @@ __all__ = ["PolygonOptions", "FeatureBatch", "PieceStats", "finish_polygons", "p
 class PolygonOptions:
     """Post-processing settings, in metres and square metres (defaults: :class:`VectorizeOptions`)."""
 
-    min_area: float = VectorizeOptions.min_area
+    min_area: float = DEFAULT_MIN_AREA
+    #: ``(class id, min_area)`` of classes with a minimum area of their own.
+    class_min_area: tuple[tuple[int, float], ...] = ()
     simplify: float = VectorizeOptions.simplify
     fill_holes: float = VectorizeOptions.fill_holes
     regularize: bool = VectorizeOptions.regularize
@@ -44,6 +46,16 @@ class PolygonOptions:
     @property
     def regularize_cell(self) -> float:
         return max(self.simplify, 2.0 * self.pixel_size)
+
+    def min_areas(self, class_ids: np.ndarray) -> np.ndarray:
+        """The minimum area (m²) of each object of ``class_ids``."""
+        out = np.full(len(class_ids), float(self.min_area))
+        for class_id, area in self.class_min_area:
+            out[class_ids == class_id] = area
+        return out
+
+    def without_min_area(self) -> PolygonOptions:
+        return replace(self, min_area=0.0, class_min_area=())
 
 
 @dataclass(frozen=True)
@@ -194,13 +206,14 @@ def finish_polygons(
     if options.fill_holes > 0:
         parts, metric = _fill_holes(parts, metric, frame, options.fill_holes)
 
-    if options.min_area > 0 and not options.regularize:
+    min_areas = options.min_areas(class_ids)
+    if (min_areas > 0).any() and not options.regularize:
         # Cheap early drop of objects that no simplification can bring up to min_area: Douglas-Peucker keeps
         # the outline within ``simplify`` of itself, so the area changes by less than perimeter x simplify.
         n = len(pixel_geoms)
         area = np.bincount(owner, weights=frame.area_m2(metric), minlength=n)
         reach = np.bincount(owner, weights=frame.length_m(metric), minlength=n) * options.simplify
-        keep = (area + 2 * reach >= options.min_area)[owner]
+        keep = (area + 2 * reach >= min_areas)[owner]
         parts, metric, owner = parts[keep], metric[keep], owner[keep]
 
     changed = False
@@ -223,8 +236,8 @@ def finish_polygons(
 
     features, owner = np.unique(owner, return_inverse=True)
     area = np.bincount(owner, weights=frame.area_m2(metric), minlength=len(features))
-    if options.min_area > 0:
-        keep_feature = area >= options.min_area
+    if (min_areas > 0).any():
+        keep_feature = area >= min_areas[features]
         if not keep_feature.all():
             keep = keep_feature[owner]
             parts, metric, area = parts[keep], metric[keep], area[keep_feature]

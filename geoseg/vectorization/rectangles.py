@@ -119,7 +119,7 @@ def finish_with_rectangles(
         # The objects as they are (canonical, holes filled), measured later on their final shape.
         raw = finish_polygons(pixel_geoms[picked], class_ids[picked], None if stats is None else stats.take(picked),
                               transform=transform, frame=frame,
-                              options=replace(plain, min_area=0.0, simplify=0.0, regularize=False))
+                              options=replace(plain.without_min_area(), simplify=0.0, regularize=False))
         out.append(_rectangles(raw, frame, options))
     return FeatureBatch.concat(out) if any(len(b) for b in out) else out[0]
 
@@ -154,7 +154,7 @@ def _rectangles(batch: FeatureBatch, frame: MetricFrame, options: PolygonOptions
     perimeter = np.zeros(len(multi))
     area[keep] = frame.area_m2(metric_final)
     perimeter[keep] = frame.length_m(metric_final)
-    keep &= area >= options.min_area
+    keep &= area >= options.min_areas(batch.class_id)
     index = np.flatnonzero(keep)
     result = batch.take(index)
     result.wkb = shapely.to_wkb(np.asarray(list(multi[index]), dtype=object)) if len(index) else np.zeros(0, object)
