@@ -33,7 +33,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..prediction.options import PredictOptions, check_device_name
 from ..schema import absolute, build, check_settings, output_settings
-from ..vectorization.options import VectorizeOptions
+from ..vectorization.options import DEFAULT_MIN_AREA, DEFAULT_MIN_SEED_AREA, VectorizeOptions
 
 __all__ = [
     "FINGERPRINT_MODES",
@@ -111,8 +111,15 @@ class VectorizeStep(VectorizeOptions):
         check_settings(self, "steps.vectorize.")
 
     def output_options(self) -> dict[str, Any]:
-        """The options that change the output (the block size does not)."""
-        return {"classes": list(self.classes), **output_settings(self)}
+        """The options that change the output (the block size does not).  Areas left out are hashed as the
+        generic defaults: what they stand for beyond those, the model's recommendations, is in the model's digest,
+        part of every scene key; so keys made before models recommended settings still hold."""
+        options = output_settings(self)
+        if options["min_area"] is None:
+            options["min_area"] = DEFAULT_MIN_AREA
+        if options["min_seed_area"] is None:
+            options["min_seed_area"] = DEFAULT_MIN_SEED_AREA
+        return {"classes": list(self.classes), **options}
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,18 @@ def test_steps_hash_ignores_batch_size_but_not_overlap(tmp_path):
     assert len({base.steps_hash(), other.steps_hash(), vec.steps_hash()}) == 3
 
 
+def test_areas_left_to_the_model_hash_as_the_generic_defaults(tmp_path):
+    """What a model recommends is in its digest, part of every key: steps without areas keep the keys they had
+    when the defaults were 4 and 1 m²; other areas change them."""
+
+    def steps(**vec):
+        raw = {**MINIMAL, "steps": {"vectorize": {"classes": ["building"], **vec}}}
+        return BatchConfig.from_dict(raw, base_dir=tmp_path).steps_hash()
+
+    assert steps() == steps(min_area=4.0, min_seed_area=1.0)
+    assert len({steps(), steps(min_area=20.0), steps(min_seed_area=4.0)}) == 3
+
+
 def test_shipped_example_config_loads():
     cfg = load_batch_config(Path(__file__).parents[2] / "configs" / "batch" / "nightly.yaml")
     assert cfg.steps.vectorize is not None and cfg.input.folder is not None
