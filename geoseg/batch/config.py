@@ -111,15 +111,8 @@ class VectorizeStep(VectorizeOptions):
         check_settings(self, "steps.vectorize.")
 
     def output_options(self) -> dict[str, Any]:
-        """The options that change the output (the block size does not).  Areas left out are hashed as the
-        generic defaults: what they stand for beyond those, the model's recommendations, is in the model's digest,
-        part of every scene key; so keys made before models recommended settings still hold."""
-        options = output_settings(self)
-        if options["min_area"] is None:
-            options["min_area"] = DEFAULT_MIN_AREA
-        if options["min_seed_area"] is None:
-            options["min_seed_area"] = DEFAULT_MIN_SEED_AREA
-        return {"classes": list(self.classes), **options}
+        """The options that change the output (the block size does not)."""
+        return {"classes": list(self.classes), **output_settings(self)}
 
 
 @dataclass(frozen=True)
@@ -173,8 +166,17 @@ class BatchConfig:
         return {"predict": self.steps.predict.output_options(), "vectorize": vec.output_options() if vec else None}
 
     def steps_hash(self) -> str:
-        """sha256 of :meth:`output_options` (part of every scene's idempotency key)."""
-        text = json.dumps(self.output_options(), sort_keys=True, separators=(",", ":"))
+        """sha256 of :meth:`output_options` (part of every scene's idempotency key).
+
+        Vectorize areas left out are hashed as the generic defaults: what they stand for beyond those, the
+        model's recommendations, is in the model's digest, also part of every key; so keys made before models
+        recommended settings still hold."""
+        options = self.output_options()
+        vec = options["vectorize"]
+        if vec is not None:
+            defaults = {"min_area": DEFAULT_MIN_AREA, "min_seed_area": DEFAULT_MIN_SEED_AREA}
+            options["vectorize"] = {k: defaults[k] if v is None and k in defaults else v for k, v in vec.items()}
+        text = json.dumps(options, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     @classmethod
