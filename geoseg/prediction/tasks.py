@@ -87,14 +87,12 @@ def heap_for_large_allocations() -> bool:
     back.  True if the threshold was set.
     """
     import ctypes
-    import ctypes.util
     import os
 
     if "MALLOC_TRIM_THRESHOLD_" not in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, HEAP_ALLOCATIONS_BELOW))
+    try:  # the process's own symbols: libc's on Linux, without looking for the library
+        return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, HEAP_ALLOCATIONS_BELOW))
     except (OSError, AttributeError):  # not glibc
         return False
 
