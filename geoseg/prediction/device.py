@@ -46,6 +46,8 @@ __all__ = ["Predictor", "finish", "local_devices", "select_device", "worker_devi
 _FINISH_CHUNK = 1 << 17
 #: Data types torch cannot convert to float on every device; converted on the host instead.
 _HOST_CONVERT = (np.uint16, np.uint32, np.uint64)
+#: Tiles with at most this share of invalid pixels have them zeroed by index instead of by a pass over the tile.
+_FEW_INVALID = 1 / 16
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -223,6 +225,12 @@ class _Pinned:
         return out
 
 
+#: A tile without invalid pixels (see :meth:`Predictor._holes`).
+_WHOLE = torch.empty(0, dtype=torch.long)
+#: Per tile: :data:`_WHOLE`, the flat indices of its few invalid pixels, or None when it has many.
+_Holes = torch.Tensor | None
+
+
 class _Member:
     """One model of a :class:`Predictor`: its network on the device, its normalisation and its ensemble weight."""
 
@@ -298,13 +306,29 @@ class Predictor:
         """``mask`` (bool) as 0.0 / 1.0: float by float multiplies several times faster than float by bool."""
         return self._scratch("mask", mask.shape, torch.float32).copy_(mask)
 
+    def _holes(self, valid: np.ndarray) -> torch.Tensor | None:
+        """Flat indices of a tile's invalid pixels on the device when they are few (an image whose nodata is 0
+        has black pixels scattered all over it, so most tiles have a few); None when there are many."""
+        if valid.size - np.count_nonzero(valid) > valid.size * _FEW_INVALID:
+            return None
+        return torch.from_numpy(np.flatnonzero(~valid)).to(self.device)
+
+    def _zero_invalid(self, t: torch.Tensor, valid: torch.Tensor, holes: torch.Tensor | None) -> None:
+        """Multiply ``t`` ``(C, H, W)`` by 0 at a tile's invalid pixels: by index when they are few, else with
+        the mask (the same values either way, signed zeros included)."""
+        if holes is None or not t.is_contiguous():
+            t.mul_(self._as_float(valid))
+            return
+        flat = t.view(t.shape[0], -1)
+        flat.index_copy_(1, holes, flat.index_select(1, holes).mul_(0))
+
     def _forward(self, network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
                 return network(x).float()
         return network(x).float()
 
-    def _probabilities(self, raw: torch.Tensor, valid: torch.Tensor, whole: list[bool],
+    def _probabilities(self, raw: torch.Tensor, valid: torch.Tensor, holes: list[_Holes],
                        bad: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities ``(N, C, H, W)`` of the batch: one model's, or the weighted mean over the models
         and the test-time views (each view's probabilities mapped back onto the tile before they are added)."""
@@ -314,10 +338,12 @@ class Predictor:
             raise InputError(f"--tta d4 needs square tiles, got {x.shape[2]}x{x.shape[3]}; use --tta flips")
         mean: torch.Tensor | None = None
         for member in self.members:
-            for i in range(len(whole)):  # tile by tile: the temporaries stay in cache
-                torch.sub(raw[i], member.mean, out=x[i]).div_(member.std)  # converts as it subtracts: one pass less
-                if not whole[i]:
-                    x[i].mul_(self._as_float(valid[i]))
+            for i in range(len(holes)):  # tile by tile: the temporaries stay in cache
+                # Converted in place first: subtracting a float from uint8 directly allocates a temporary per
+                # call (fresh pages each time, 1.2 MB a tile); the same float32 operations, so the same values.
+                x[i].copy_(raw[i]).sub_(member.mean).div_(member.std)
+                if holes[i] is not _WHOLE:
+                    self._zero_invalid(x[i], valid[i], holes[i])
             for view in self.views:
                 logits = self._forward(member.network, x if view.identity else view.apply(x).contiguous())
                 if logits.shape[1] != self.card.num_classes or logits.shape[2:] != x.shape[2:]:
@@ -337,29 +363,33 @@ class Predictor:
             raise ValueError("a Predictor without models of positive weight")
         return mean
 
-    def _guided(self, probs: torch.Tensor, raw: torch.Tensor, valid: torch.Tensor, whole: list[bool]) -> torch.Tensor:
+    def _guided(self, probs: torch.Tensor, raw: torch.Tensor, valid: torch.Tensor, holes: list[_Holes]) -> torch.Tensor:
         """``probs`` filtered with the tiles as guide (:func:`~.refine.guided_filter`).  The guide is the first
         model's normalised input over 4: about 0-1 across the bands' usual range, whatever their dtype."""
         from .refine import guided_filter
 
         first = self.members[0]
         guide = self._scratch("guide", raw.shape, torch.float32)
-        for i in range(len(whole)):
-            torch.sub(raw[i], first.mean, out=guide[i]).div_(first.std * 4)
-            if not whole[i]:
-                guide[i].mul_(self._as_float(valid[i]))
+        for i in range(len(holes)):
+            guide[i].copy_(raw[i]).sub_(first.mean).div_(first.std * 4)
+            if holes[i] is not _WHOLE:
+                self._zero_invalid(guide[i], valid[i], holes[i])
         return guided_filter(probs, guide)
 
     def _add_batch(self, job: PredictJob, extent: PixelWindow, acc: torch.Tensor, bad: torch.Tensor,
                    batch: list[ReadTile]) -> None:
         tiles = [t for t, _, _ in batch]
-        whole = [bool(v.all()) for _, _, v in batch]  # tiles without invalid pixels skip the masking
+        # Tiles without invalid pixels skip the masking; those with a few zero them by index.
+        holes: list[_Holes] = [_WHOLE if v.all() else self._holes(v) for _, _, v in batch]
         valid = self._upload([v for _, _, v in batch])
         raw = self._upload([d for _, d, _ in batch])
-        probs = self._probabilities(raw, valid, whole, bad)
+        probs = self._probabilities(raw, valid, holes, bad)
         if self.refine == "guided":
-            probs = self._guided(probs, raw, valid, whole)
+            probs = self._guided(probs, raw, valid, holes)
         probs = concentrate(probs, self.card)  # a no-op without part classes
+        for i, tile_holes in enumerate(holes):
+            if tile_holes is not None and tile_holes is not _WHOLE:  # no votes there: 0 times the weight rounds to 0
+                self._zero_invalid(probs[i], valid[i], tile_holes)
         for i, tile in enumerate(tiles):
             part = tile.read.intersection(extent)
             if part is None:
@@ -370,8 +400,8 @@ class Predictor:
             q, votes = self._scratch("q", shape, torch.float32), self._scratch("votes", shape, torch.int32)
             torch.mul(probs[i][(slice(None), *src)], w, out=q)
             votes.copy_(q.round_())  # whole numbers: the cast to int32 is exact
-            if not whole[i]:
-                votes.mul_(valid[i][src])  # invalid pixels get no votes (int32 by bool: a fast kernel)
+            if holes[i] is None:  # many invalid pixels: they get no votes (int32 by bool: a fast kernel)
+                votes.mul_(valid[i][src])
             acc[(slice(None), *dst)] += votes
 
     def run_block(

@@ -3,9 +3,10 @@
 Each *lane* is a thread that runs whole blocks on one device: one lane per
 GPU, and on the CPU a couple of lanes that share the torch threads
 (:class:`CpuThreads`; each lane holds one tile's activations).  A pool of
-reader threads (one beside CPU lanes, see :func:`~.read.default_read_threads`)
-decodes tiles ahead of the lanes.  Torch and GDAL release the GIL, so decoding
-and the network overlap.
+reader threads decodes tiles ahead of GPU lanes; CPU lanes decode their own
+between tiles (see :func:`~.read.default_read_threads`).  Either way the
+file's blocks are decoded once for all lanes.  Torch and GDAL release the
+GIL, so decoding and the network overlap.
 This thread adds the blocks' seam sums (:class:`SeamSums`) and hands every
 finished piece to ``sink`` (the writer).
 """
@@ -142,10 +143,10 @@ def run_local(
                 claimed.append(block)
                 yield from block.tiles
 
+        stream = reader.stream(tiles(), ahead=job.batch_size + 2)
         try:
             if on_cpu:
                 cpu.settle()
-            stream = reader.stream(tiles(), ahead=job.batch_size + 2)
             for first in stream:
                 block = claimed.popleft()
                 mine = itertools.chain([first], itertools.islice(stream, block.tile_count - 1))
@@ -154,6 +155,7 @@ def run_local(
             if not stop.is_set():  # after a stop, reads are cancelled on purpose
                 results.put(exc)
         finally:
+            stream.close()  # in this thread: a stream reading here closes its dataset where it opened it
             if on_cpu:
                 cpu.leave()
             results.put(_DONE)

@@ -14,7 +14,7 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 from rasterio.windows import Window
-from support.nets import PixelNet, make_model, tiny_unet
+from support.nets import PixelNet, SmallConvNet, make_model, tiny_unet
 
 import geoseg
 from geoseg.cli import main
@@ -78,6 +78,32 @@ def test_local_engine_equals_the_numpy_reference_exactly(tmp_path, kampala_crop,
     geoseg.predict(kampala_crop, model, tmp_path / "ids.tif", confidence=tmp_path / "conf.tif", overlap=12,
                    batch_size=3)
     ids, conf = reference(model, kampala_crop, 48, 12)
+    assert np.array_equal(pixels(tmp_path / "ids.tif"), ids)
+    assert np.array_equal(pixels(tmp_path / "conf.tif"), conf)
+
+
+def test_invalid_pixels_few_or_many_match_the_reference_exactly(tmp_path, kampala_crop, small_blocks, monkeypatch):
+    """Nodata pixels scattered over the scene (zeroed by index) and a large nodata area (zeroed with the mask):
+    the same inputs to the network and no votes there, as in the reference."""
+    from geoseg.prediction.device import Predictor
+
+    kinds = []
+    holes = Predictor._holes
+    monkeypatch.setattr(Predictor, "_holes", lambda self, v: kinds.append(holes(self, v)) or kinds[-1])
+    with rasterio.open(kampala_crop) as ds:
+        profile, data = ds.profile | {"nodata": 0}, ds.read()
+    rng = np.random.default_rng(5)
+    rows, cols = rng.integers(0, data.shape[1], 60), rng.integers(0, data.shape[2], 60)
+    data[:, rows, cols] = 0  # a few black pixels in most tiles
+    data[:, 150:, :90] = 0  # whole tiles and parts of tiles without data
+    scene = tmp_path / "holes.tif"
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(data)
+    model = make_model(SmallConvNet, seed=4, tile_size=48)  # 3x3 convolutions: invalid inputs reach neighbours
+    geoseg.predict(scene, model, tmp_path / "ids.tif", confidence=tmp_path / "conf.tif", overlap=12, batch_size=3)
+    ids, conf = reference(model, scene, 48, 12)
+    assert np.array_equal(ids == 255, (data == 0).all(axis=0))  # nodata exactly where the scene has none
+    assert any(k is None for k in kinds) and any(k is not None for k in kinds)  # both ways of zeroing were used
     assert np.array_equal(pixels(tmp_path / "ids.tif"), ids)
     assert np.array_equal(pixels(tmp_path / "conf.tif"), conf)
 

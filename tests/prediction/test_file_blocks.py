@@ -107,6 +107,75 @@ def test_reader_threads_share_the_blocks_and_decode_each_once(make_raster, monke
     assert set(decoded.values()) == {1}  # four threads, each block decoded once
 
 
+def test_a_reader_without_threads_reads_in_each_consumers_thread(make_raster, monkeypatch):
+    """Two lanes, each streaming its own blocks' tiles with no decoding thread: the tiles are read in the lane's
+    own thread, with a dataset opened and closed there, and the blocks they share are still decoded once."""
+    import geoseg.prediction.read as read_module
+
+    path = _scene(make_raster, np.uint8, 0)
+    plan = plan_blocks(300, 270, 64, 16, 1)
+    tiles = [t for b in plan.blocks for t in b.tiles]
+    job = PredictJob(scene=str(path), bands=(1, 2, 3), grid=None, height=300, width=270, tile_size=64, overlap=16,
+                     blend="uniform", scale=1 << 20, batch_size=1, use_mask=True, read_threads=None)
+    decoded: Counter[tuple[int, int]] = Counter()
+    opened: list[str] = []
+    lock = threading.Lock()
+
+    def counting(path, window, *args, **kwargs):
+        with lock:
+            decoded[(window.row_off, window.col_off)] += 1
+        return read_window(path, window, *args, **kwargs)
+
+    open_on_grid = read_module.open_on_grid
+
+    def opening(*args, **kwargs):
+        opened.append(threading.current_thread().name)
+        return open_on_grid(*args, **kwargs)
+
+    monkeypatch.setattr(read_module, "read_window", counting)
+    monkeypatch.setattr(read_module, "open_on_grid", opening)
+    assert len(plan.blocks) >= 4
+    halves = [[t for b in plan.blocks[i::2] for t in b.tiles] for i in range(2)]
+    got: dict[str, list] = {}
+    with TileReader(job, 0, tiles=tiles) as reader:
+        assert not [t for t in threading.enumerate() if t.name.startswith("geoseg-read")]
+
+        def lane(name, mine):
+            stream = reader.stream(mine, ahead=3)
+            got[name] = [(tile, data, valid, threading.current_thread().name) for tile, data, valid in stream]
+
+        lanes = [threading.Thread(target=lane, args=(f"lane-{i}", h), name=f"lane-{i}") for i, h in enumerate(halves)]
+        for t in lanes:
+            t.start()
+        for t in lanes:
+            t.join()
+    assert sorted(opened) == ["lane-0", "lane-1"]
+    with rasterio.open(path) as ds:
+        for i, half in enumerate(halves):
+            assert [t for t, *_ in got[f"lane-{i}"]] == half
+            for tile, data, valid, thread in got[f"lane-{i}"]:
+                assert thread == f"lane-{i}"
+                ref_data, ref_valid = read_window(path, tile.read, (1, 2, 3), dataset=ds, dtype=None)
+                np.testing.assert_array_equal(data, ref_data)
+                np.testing.assert_array_equal(valid, ref_valid)
+    assert set(decoded.values()) == {1} and len(decoded) == 5 * 5  # each 64 px block of the file once
+
+
+def test_a_closed_reader_without_threads_stops_its_streams(make_raster):
+    from geoseg.prediction.read import ReadCancelled
+
+    path = _scene(make_raster, np.uint8, 0)
+    tiles = tile_grid(300, 270, 96, 20)
+    job = PredictJob(scene=str(path), bands=(1, 2, 3), grid=None, height=300, width=270, tile_size=96, overlap=20,
+                     blend="uniform", scale=1 << 20, batch_size=1, use_mask=True, read_threads=None)
+    reader = TileReader(job, 0)
+    stream = reader.stream(tiles, ahead=2)
+    next(stream)
+    reader.close()
+    with pytest.raises(ReadCancelled):
+        next(stream)
+
+
 def test_without_the_tiles_to_come_each_window_is_read(make_raster, monkeypatch):
     import geoseg.prediction.read as read_module
 
