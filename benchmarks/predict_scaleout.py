@@ -3,7 +3,7 @@
     python benchmarks/predict_scaleout.py [--size 8192] [--repeat 2] [--workers 1,2] [--threads 1]
 
 The script starts ``dask scheduler`` and ``dask worker`` processes on
-127.0.0.1 (one thread and one decoding thread each by default), runs the null-network benchmark
+127.0.0.1 (one thread each by default, which decodes its own tiles), runs the null-network benchmark
 (a 1x1 convolution: the pipeline is what is timed) through the scheduler, and
 stops them.  Prints MPix/s per layout, the speed-up over one worker, whether
 the outputs are byte-identical across layouts, and the load average (the
@@ -65,7 +65,7 @@ def run_child(args: argparse.Namespace) -> None:
 
     model = null_model()
     # A first, small run registers the model on every worker (imports, model set-up) before timing.
-    options = dict(scheduler=args.scheduler, overlap=64, device=args.device, read_threads=args.read_threads,
+    options = dict(scheduler=args.scheduler, overlap=64, device=args.device, read_threads=args.read_threads or None,
                    overwrite=True)
     geoseg.predict(args.warmup, model, args.out, **options)
     emit(timed(lambda: geoseg.predict(args.scene, model, args.out, **options)))
@@ -77,7 +77,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--threads", type=int, default=1, help="Threads per worker process.")
-    parser.add_argument("--read-threads", type=int, default=1, help="Decoding threads per block task.")
+    parser.add_argument("--read-threads", type=int, default=0,
+                        help="Decoding threads per block task (0: geoseg's default, the task's own thread on the CPU).")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--child", dest="what", choices=["predict"], help=argparse.SUPPRESS)
     parser.add_argument("--scene", type=Path, help=argparse.SUPPRESS)

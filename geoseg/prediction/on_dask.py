@@ -15,7 +15,6 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..cluster import TaskStream
@@ -63,8 +62,6 @@ def run_on_dask(
 
     name = f"geoseg-model-{uuid.uuid4().hex[:8]}"
     share = _local_share(client)
-    if job.read_threads is None:
-        job = replace(job, read_threads=share)
     plugin = ModelPlugin(tuple(sources), weights=weights, tta=tta, refine=refine, device=device,
                          torch_threads=share)
     client.register_plugin(plugin, name=name)

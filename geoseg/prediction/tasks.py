@@ -3,7 +3,8 @@
 :class:`ModelPlugin` loads the model once per worker process, on that worker's
 device (one worker per GPU: worker ``i`` takes GPU ``i % count``), and every
 thread of the worker shares it.  :func:`predict_block` opens the scene itself,
-decodes the block's tiles in a few threads and runs them through the shared
+decodes the block's tiles (in its own thread on the CPU, in a few threads for
+a GPU) and runs them through the shared
 :class:`~.device.Predictor`.  Small follow-up tasks run where a block's result
 lies: :func:`owned_piece` (finished uint8 pixels, for the client to write) and
 :func:`seam_part` (int32 partial sums over one seam), and
@@ -41,6 +42,8 @@ class ModelPlugin(WorkerPlugin):
         self.refine = refine
         self.device_name = device
         self.torch_threads = torch_threads
+        #: Each worker thread's share of this machine's cores on a local cluster; None on a remote one.
+        self.local_share = torch_threads
         self.predictor: Any = None
 
     def setup(self, worker: Any) -> None:
@@ -115,8 +118,11 @@ def predict_block(plugin_name: str, job: PredictJob, block: Block, seams: Sequen
     plugin = _plugin(plugin_name)
     plugin.settle()
     predictor = plugin.predictor
-    threads = job.read_threads or default_read_threads(gpu=predictor.device.type == "cuda",
-                                                        share=get_worker().state.nthreads)
+    threads = job.read_threads
+    if threads is None:  # on the CPU the task's thread decodes; a GPU gets its share of the cores
+        gpu = predictor.device.type == "cuda"
+        threads = plugin.local_share if gpu and plugin.local_share else default_read_threads(
+            gpu=gpu, share=get_worker().state.nthreads)
     with TileReader(job, threads, tiles=block.tiles) as reader:
         tiles = reader.stream(block.tiles, ahead=job.batch_size + reader.threads)
         return predictor.run_block(job, block, seams, tiles)
