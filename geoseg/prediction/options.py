@@ -41,7 +41,7 @@ class PredictOptions:
     )
     read_threads: int | None = setting(
         None, minimum=1, output=False,
-        help="Threads decoding the scene [default: one on the CPU, one per core with GPUs].",
+        help="Threads decoding the scene [default: on the CPU each lane decodes its own; one per core with GPUs].",
     )
     tta: str = setting(
         "none", choices=TTA_MODES,
