@@ -112,10 +112,15 @@ def _finish_host(acc: np.ndarray, lut: Sequence[int], *, confidence: bool) -> tu
     for r in range(0, height, step):
         part = acc[:, r : r + step]
         rows = part.shape[1]
-        top, total = part[0].copy(), part[0].copy()
         out, flag, tmp = ids[r : r + step], flags[:rows], spare[:rows]
-        out.fill(codes[0])
-        for c in range(1, part.shape[0]):
+        if part.shape[0] == 1:
+            top, total = part[0].copy(), part[0].copy()
+            out.fill(codes[0])
+        else:  # the first two classes without a masked put: code0 ^ (second > first) * (code0 ^ code1)
+            np.multiply(np.greater(part[1], part[0], out=flag).view(np.uint8), codes[0] ^ codes[1], out=out)
+            out ^= codes[0]
+            top, total = np.maximum(part[0], part[1]), np.add(part[0], part[1])
+        for c in range(2, part.shape[0]):
             _put(out, codes[c], np.greater(part[c], top, out=flag), tmp)
             np.maximum(top, part[c], out=top)
             total += part[c]
