@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -85,8 +86,8 @@ def test_class_overviews_filled_piece_by_piece_take_every_other_pixel(tmp_path, 
     writer = CogWriter(tmp_path / "lc.tif", width=width, height=height, crs="EPSG:32633",
                        transform=from_origin(500000, 4000000, 1, 1), nodata=255, style=class_style(CLASSES))
     rows, cols = [0, 333, 334, 700, height], [0, 511, 1001, width]
-    for r0, r1 in zip(rows, rows[1:]):
-        for c0, c1 in zip(cols, cols[1:]):
+    for r0, r1 in itertools.pairwise(rows):
+        for c0, c1 in itertools.pairwise(cols):
             writer.write(PixelWindow(r0, c0, r1 - r0, c1 - c0), data[r0:r1, c0:c1])
     out = writer.commit()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lc.qml", "lc.tif"]
