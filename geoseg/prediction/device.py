@@ -311,10 +311,14 @@ class Predictor:
         """``mask`` (bool) as 0.0 / 1.0: float by float multiplies several times faster than float by bool."""
         return self._scratch("mask", mask.shape, torch.float32).copy_(mask)
 
-    def _holes(self, valid: np.ndarray) -> torch.Tensor | None:
-        """Flat indices of a tile's invalid pixels on the device when they are few (an image whose nodata is 0
-        has black pixels scattered all over it, so most tiles have a few); None when there are many."""
-        if valid.size - np.count_nonzero(valid) > valid.size * _FEW_INVALID:
+    def _holes(self, valid: np.ndarray) -> _Holes:
+        """A tile's invalid pixels: :data:`_WHOLE` without any; their flat indices on the device when they are
+        few (an image whose nodata is 0 has black pixels scattered all over it, so most tiles have a few); None
+        when there are many."""
+        invalid = valid.size - np.count_nonzero(valid)
+        if not invalid:
+            return _WHOLE
+        if invalid > valid.size * _FEW_INVALID:
             return None
         return torch.from_numpy(np.flatnonzero(~valid)).to(self.device)
 
@@ -384,8 +388,7 @@ class Predictor:
     def _add_batch(self, job: PredictJob, extent: PixelWindow, acc: torch.Tensor, bad: torch.Tensor,
                    batch: list[ReadTile]) -> None:
         tiles = [t for t, _, _ in batch]
-        # Tiles without invalid pixels skip the masking; those with a few zero them by index.
-        holes: list[_Holes] = [_WHOLE if v.all() else self._holes(v) for _, _, v in batch]
+        holes = [self._holes(v) for _, _, v in batch]
         valid = self._upload([v for _, _, v in batch])
         raw = self._upload([d for _, d, _ in batch])
         probs = self._probabilities(raw, valid, holes, bad)

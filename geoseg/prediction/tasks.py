@@ -41,9 +41,8 @@ class ModelPlugin(WorkerPlugin):
         self.tta = tta
         self.refine = refine
         self.device_name = device
-        self.torch_threads = torch_threads
         #: Each worker thread's share of this machine's cores on a local cluster; None on a remote one.
-        self.local_share = torch_threads
+        self.torch_threads = torch_threads
         self.predictor: Any = None
 
     def setup(self, worker: Any) -> None:
@@ -54,7 +53,7 @@ class ModelPlugin(WorkerPlugin):
         # Each worker thread runs its own blocks: on a remote cluster a thread stands for a core (one torch
         # thread each, as the local engine's CPU lanes); a local cluster shares the machine's cores out.  Torch
         # keeps the count per OS thread: each task sets it in its own thread (:meth:`settle`).
-        threads = self.torch_threads = self.torch_threads or 1
+        threads = self.torch_threads or 1
         loaded = {s: load_model(s) for s in self.sources if not isinstance(s, Model)}  # a file named twice: once
         models = [s if isinstance(s, Model) else loaded[s] for s in self.sources]
         self.predictor = Predictor(models, worker_device(self.device_name, worker.name), weights=self.weights,
@@ -66,8 +65,9 @@ class ModelPlugin(WorkerPlugin):
         ran a block 4x slower with a small network: its many small operations wait on each other's threads."""
         import torch
 
-        if self.torch_threads and torch.get_num_threads() != self.torch_threads:
-            torch.set_num_threads(self.torch_threads)
+        threads = self.torch_threads or 1
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
     def teardown(self, worker: Any) -> None:
         self.predictor = None
@@ -121,7 +121,7 @@ def predict_block(plugin_name: str, job: PredictJob, block: Block, seams: Sequen
     threads = job.read_threads
     if threads is None:  # on the CPU the task's thread decodes; a GPU gets its share of the cores
         gpu = predictor.device.type == "cuda"
-        threads = plugin.local_share if gpu and plugin.local_share else default_read_threads(
+        threads = plugin.torch_threads if gpu and plugin.torch_threads else default_read_threads(
             gpu=gpu, share=get_worker().state.nthreads)
     with TileReader(job, threads, tiles=block.tiles) as reader:
         tiles = reader.stream(block.tiles, ahead=job.batch_size + reader.threads)
