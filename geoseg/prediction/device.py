@@ -83,9 +83,10 @@ def worker_device(name: str, worker_name: Any) -> torch.device:
 
 
 def finish(
-    acc: torch.Tensor, lut: Sequence[int], *, confidence: bool = True
+    acc: torch.Tensor, lut: Sequence[int], *, confidence: bool = True, cols: slice = slice(None)
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Class ids (uint8, nodata 255) and confidence (uint8, 0 = nodata) from summed integer votes ``(C, h, w)``.
+    """Class ids (uint8, nodata 255) and confidence (uint8, 0 = nodata) from summed integer votes ``(C, h, w)``,
+    in the columns ``cols`` of ``acc``.
 
     The class is the first one with the largest sum (``lut`` maps its index to
     its id); confidence is ``round(255 * top / total)`` in 1-255 (None unless
@@ -94,25 +95,36 @@ def finish(
     times its blend weights (which add up to 1).  Works through the rows in
     chunks that stay in cache: with numpy on the CPU (whose comparisons and
     masks are vectorised; torch's boolean kernels there are several times
-    slower), with torch elsewhere.
+    slower), with torch elsewhere.  On the CPU the work runs over whole rows of ``acc``, and ``cols`` is then
+    cut from them: numpy's loops over rows with gaps between them (a block's owned part of its accumulator) took
+    2.5 times as long as over contiguous ones.
     """
     if acc.device.type == "cpu":
-        ids, conf = _finish_host(acc.numpy(), lut, confidence=confidence)
+        ids, conf = _finish_host(acc.numpy(), lut, confidence=confidence, cols=cols)
         return torch.from_numpy(ids), None if conf is None else torch.from_numpy(conf)
-    return _finish_device(acc, lut, confidence=confidence)
+    return _finish_device(acc[:, :, cols], lut, confidence=confidence)
 
 
-def _finish_host(acc: np.ndarray, lut: Sequence[int], *, confidence: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    height, width = acc.shape[1:]
+def _finish_host(acc: np.ndarray, lut: Sequence[int], *, confidence: bool,
+                 cols: slice = slice(None)) -> tuple[np.ndarray, np.ndarray | None]:
+    height, full = acc.shape[1:]
+    c0, c1, stride = cols.indices(full)
+    if stride != 1:
+        raise ValueError(f"cols must be a contiguous slice, got {cols}")
+    width = max(0, c1 - c0)
+    whole = width == full
     ids = np.empty((height, width), dtype=np.uint8)
     conf = np.empty((height, width), dtype=np.uint8) if confidence else None
     codes = [np.uint8(c) for c in lut]
-    step = max(1, _FINISH_CHUNK // max(1, width))
-    flags, spare = np.empty((step, width), bool), np.empty((step, width), np.uint8)
+    step = max(1, _FINISH_CHUNK // max(1, full))
+    flags, spare = np.empty((step, full), bool), np.empty((step, full), np.uint8)
+    ids_rows = None if whole else np.empty((step, full), np.uint8)
+    conf_rows = None if whole or conf is None else np.empty((step, full), np.uint8)
     for r in range(0, height, step):
         part = acc[:, r : r + step]
         rows = part.shape[1]
-        out, flag, tmp = ids[r : r + step], flags[:rows], spare[:rows]
+        out = ids[r : r + step] if ids_rows is None else ids_rows[:rows]
+        flag, tmp = flags[:rows], spare[:rows]
         if part.shape[0] == 1:
             top, total = part[0].copy(), part[0].copy()
             out.fill(codes[0])
@@ -131,12 +143,16 @@ def _finish_host(acc: np.ndarray, lut: Sequence[int], *, confidence: bool) -> tu
             ratio *= 255.0
             ratio /= np.maximum(total, 1, out=total)  # no votes: 0 / 1, made nodata below
             np.clip(np.rint(ratio, out=ratio), 1, 255, out=ratio)
-            part_conf = conf[r : r + step]
+            part_conf = conf[r : r + step] if conf_rows is None else conf_rows[:rows]
             part_conf[...] = ratio
             if any_invalid:
                 _put(part_conf, np.uint8(0), invalid.copy(), tmp)
+            if conf_rows is not None:
+                conf[r : r + step] = part_conf[:, c0:c1]
         if any_invalid:
             _put(out, np.uint8(NODATA), invalid, tmp)
+        if ids_rows is not None:
+            ids[r : r + step] = out[:, c0:c1]
     return ids, conf
 
 
@@ -228,6 +244,44 @@ class _Pinned:
         slot[1] = torch.cuda.Event()
         slot[1].record(torch.cuda.current_stream(device))
         return out
+
+
+class _Frontier:
+    """Where a block's tiles, taken in row-major order, first reach its accumulator: there each tile's votes are
+    written, elsewhere added.  The accumulator then needs no zeroing, no zeros are read back, and most of a tile
+    goes in without an int32 copy of its votes (16 tiles of a 2-class block: 8.5 against 6.4 ms).
+
+    Relies on what a block's tiles are: rows of tiles spanning the whole extent, each row starting where the
+    ones above reach or higher, and no gaps; :meth:`split` raises if a tile breaks that.
+    """
+
+    def __init__(self, height: int, width: int) -> None:
+        self.height, self.width = height, width
+        self.band = (0, 0)  # rows of the current row of tiles
+        self.rows_done = 0  # rows covered by the rows of tiles before it
+        self.cols_done = 0  # columns covered by the tiles before this one in its row
+
+    def split(self, rows: slice, cols: slice) -> tuple[list[tuple[slice, slice]], tuple[slice, slice] | None]:
+        """The parts of ``rows`` x ``cols`` (relative to the extent) that earlier tiles covered, to add to, and
+        the part that this tile reaches first, to write (None if there is none)."""
+        r0, r1, c0, c1 = rows.start, rows.stop, cols.start, cols.stop
+        if (r0, r1) != self.band:
+            if r0 < self.band[0] or r0 > self.band[1] or c0 != 0:
+                raise ValueError(f"tiles out of row-major order: rows {r0}:{r1} after {self.band[0]}:{self.band[1]}")
+            self.rows_done, self.band, self.cols_done = self.band[1], (r0, r1), 0
+        elif c0 > self.cols_done:
+            raise ValueError(f"tiles out of row-major order: columns {c0}:{c1} after {self.cols_done}")
+        top, left = max(r0, min(r1, self.rows_done)), max(c0, min(c1, self.cols_done))
+        covered = [(slice(r0, top), cols)] if top > r0 else []
+        if left > c0 and top < r1:
+            covered.append((slice(top, r1), slice(c0, left)))
+        self.cols_done = max(self.cols_done, c1)
+        return covered, (slice(top, r1), slice(left, c1)) if top < r1 and left < c1 else None
+
+    @property
+    def complete(self) -> bool:
+        """Whether the tiles so far covered the whole extent."""
+        return self.band[1] == self.height and self.cols_done == self.width
 
 
 #: A tile without invalid pixels (see :meth:`Predictor._holes`).
@@ -385,8 +439,8 @@ class Predictor:
                 self._zero_invalid(guide[i], valid[i], holes[i])
         return guided_filter(probs, guide)
 
-    def _add_batch(self, job: PredictJob, extent: PixelWindow, acc: torch.Tensor, bad: torch.Tensor,
-                   batch: list[ReadTile]) -> None:
+    def _add_batch(self, job: PredictJob, extent: PixelWindow, acc: torch.Tensor, frontier: _Frontier,
+                   bad: torch.Tensor, batch: list[ReadTile]) -> None:
         tiles = [t for t, _, _ in batch]
         holes = [self._holes(v) for _, _, v in batch]
         valid = self._upload([v for _, _, v in batch])
@@ -407,10 +461,18 @@ class Predictor:
             shape = (probs.shape[1], part.height, part.width)
             q, votes = self._scratch("q", shape, torch.float32), self._scratch("votes", shape, torch.int32)
             torch.mul(probs[i][(slice(None), *src)], w, out=q)
-            votes.copy_(q.round_())  # whole numbers: the cast to int32 is exact
+            q.round_()  # whole numbers: casts to int32 are exact
             if holes[i] is None:  # many invalid pixels: they get no votes (int32 by bool: a fast kernel)
-                votes.mul_(valid[i][src])
-            acc[(slice(None), *dst)] += votes
+                votes.copy_(q).mul_(valid[i][src])
+                q = votes
+            covered, first = frontier.split(*dst)
+            for rows, cols in covered:
+                sub = (slice(None), slice(rows.start - dst[0].start, rows.stop - dst[0].start),
+                       slice(cols.start - dst[1].start, cols.stop - dst[1].start))
+                acc[:, rows, cols] += q[sub] if q is votes else votes[sub].copy_(q[sub])
+            if first is not None:
+                rows, cols = first
+                acc[:, rows, cols].copy_(q[:, rows.start - dst[0].start :, cols.start - dst[1].start :])
 
     def run_block(
         self,
@@ -432,21 +494,24 @@ class Predictor:
         batch_size = job.batch_size if self.device.type == "cuda" else 1
         with torch.inference_mode():
             shape = (self.card.num_classes, extent.height, extent.width)
-            acc = self._scratch("accumulator", shape, torch.int32).zero_()
+            acc = self._scratch("accumulator", shape, torch.int32)  # every pixel written first: no zeroing
+            frontier = _Frontier(extent.height, extent.width)
             bad = torch.zeros((), dtype=torch.bool, device=self.device)
             for batch in _batches(tiles, batch_size):
                 with self.lock:
-                    self._add_batch(job, extent, acc, bad, batch)
+                    self._add_batch(job, extent, acc, frontier, bad, batch)
                 if on_batch is not None:
                     on_batch(len(batch))
+            if not frontier.complete:
+                raise ValueError(f"block {block.index}: its tiles did not cover its extent (tiles missing)")
             if bool(bad):
                 raise ModelError(
                     "the network produced non-finite values (NaN/inf); check the model and its normalisation"
                 )
             owned = None
             if block.owned is not None:
-                ids, conf = finish(acc[(slice(None), *_rel(block.owned, extent))], self.card.class_ids,
-                                   confidence=job.confidence)
+                rows, cols = _rel(block.owned, extent)
+                ids, conf = finish(acc[:, rows], self.card.class_ids, confidence=job.confidence, cols=cols)
                 # Finished on the CPU, ids and confidence are new arrays already: no copy of them.
                 out = _host if self.device.type != "cpu" else torch.Tensor.numpy
                 owned = Piece(block.owned, out(ids), None if conf is None else out(conf))

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geoseg.prediction.blend import grid_weights
-from geoseg.prediction.device import _finish_device, finish, finish_seam
+from geoseg.prediction.device import _finish_device, _Frontier, finish, finish_seam
 from geoseg.prediction.job import BlockResult, Piece
 from geoseg.prediction.local import SeamSums
 from geoseg.prediction.plan import block_side, plan_blocks
@@ -130,6 +130,67 @@ def test_finish_over_several_chunks_equals_the_numpy_reference():
     ref_ids, ref_conf = finish_votes(acc, [6, 2, 8])
     assert np.array_equal(ids.numpy(), ref_ids) and np.array_equal(conf.numpy(), ref_conf)
     assert (ref_ids[:, 7][500:] == 2).all() and (ref_ids[699, 100:] == 255).all() and (ref_conf[699, 100:] == 0).all()
+
+
+@pytest.mark.parametrize("classes", [1, 2, 3])
+@pytest.mark.parametrize("cols", [slice(None), slice(7, 390), slice(0, 3), slice(398, 400)])
+def test_finish_of_some_columns_over_whole_rows_equals_the_reference(classes, cols):
+    """A block's owned pixels are finished over whole rows of its accumulator and their columns cut out:
+    the same bytes as finishing just those columns, in every chunk of rows, with and without confidence."""
+    rng = np.random.default_rng(classes)
+    acc = rng.integers(0, 2**22, (classes, 700, 400), dtype=np.int32)  # three chunks of rows
+    acc[:, 3:5] = acc[:, 699, 100:] = acc[:, 600:610, 395:] = 0
+    acc[-1, 400:420] = acc[0, 400:420]
+    lut = [6, 2, 8][:classes]
+    rows = acc[:, 2:698]  # rows of a larger accumulator: contiguous, as a block's are
+    ref_ids, ref_conf = finish_votes(np.ascontiguousarray(rows[:, :, cols]), lut)
+    ids, conf = finish(torch.from_numpy(rows), lut, cols=cols)
+    assert ids.is_contiguous() and conf is not None and conf.is_contiguous()
+    assert np.array_equal(ids.numpy(), ref_ids) and np.array_equal(conf.numpy(), ref_conf)
+    only_ids, none = finish(torch.from_numpy(rows), lut, confidence=False, cols=cols)
+    assert none is None and np.array_equal(only_ids.numpy(), ref_ids)
+    assert (ref_ids == 255).any()
+
+
+@given(layouts())
+@settings(max_examples=100, deadline=None)
+def test_a_blocks_tiles_first_reach_each_accumulator_pixel_once(layout):
+    """Row by row, each tile writes where it is the first to reach the accumulator and adds where earlier tiles
+    did: the written parts cover a block's extent exactly once, the added parts only what earlier tiles wrote."""
+    height, width, tile, overlap, side = layout
+    scene = PixelWindow(0, 0, height, width)
+    for block in plan_blocks(height, width, tile, overlap, side).blocks:
+        extent = block.extent
+        written = np.zeros((extent.height, extent.width), int)
+        frontier = _Frontier(extent.height, extent.width)
+        for t in block.tiles:
+            part = t.read.intersection(scene).intersection(extent)
+            rows, cols = part.relative_to(extent)
+            reached = np.zeros_like(written, bool)
+            reached[rows, cols] = True
+            covered, first = frontier.split(rows, cols)
+            added = np.zeros_like(written)
+            for r, c in covered:
+                assert (written[r, c] > 0).all()  # earlier tiles wrote there
+                added[r, c] += 1
+            if first is not None:
+                assert (written[first] == 0).all()
+                written[first] += 1
+                added[first] += 1
+            assert np.array_equal(added, reached)  # the parts make up the tile's part, without overlaps
+        assert (written == 1).all() and frontier.complete
+
+
+def test_tiles_out_of_row_major_order_are_refused():
+    frontier = _Frontier(20, 20)
+    frontier.split(slice(0, 10), slice(0, 10))
+    with pytest.raises(ValueError, match="row-major"):
+        frontier.split(slice(0, 10), slice(12, 20))  # a gap of two columns
+    frontier = _Frontier(20, 20)
+    frontier.split(slice(0, 10), slice(0, 20))
+    with pytest.raises(ValueError, match="row-major"):
+        frontier.split(slice(12, 20), slice(0, 20))  # a gap of two rows
+    assert not _Frontier(20, 20).complete
 
 
 def test_finish_with_torch_kernels_equals_the_numpy_reference_too():
