@@ -341,20 +341,31 @@ class Predictor:
         self._local = threading.local()
 
     def _scratch(self, name: str, shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-        """A buffer of the calling thread, reused batch after batch (fresh large allocations cost page faults)."""
+        """A buffer of the calling thread, reused batch after batch (fresh large allocations cost page faults),
+        and its views by shape (each torch call made between tiles hands the GIL to the other lanes)."""
+        views: dict[tuple[Any, ...], torch.Tensor] = self._local.__dict__.setdefault("views", {})
+        key = (name, dtype, tuple(shape))
+        view = views.get(key)
+        if view is not None:
+            return view
         buffers: dict[tuple[str, torch.dtype], torch.Tensor] = self._local.__dict__.setdefault("scratch", {})
         size = math.prod(shape)
         buf = buffers.get((name, dtype))
         if buf is None or buf.numel() < size:
             buf = buffers[(name, dtype)] = _empty(size, dtype, self.device)
-        return buf[:size].view(*shape)
+            for old in [k for k in views if k[:2] == (name, dtype)]:  # views of the buffer replaced
+                del views[old]
+        if len(views) > 256:
+            views.clear()
+        view = views[key] = buf[:size].view(*shape)
+        return view
 
     def _upload(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
         stacked = arrays[0][None] if len(arrays) == 1 else np.stack(arrays)  # one tile (the CPU): no copy
         if stacked.dtype.type in _HOST_CONVERT:
             stacked = stacked.astype(np.float32)
         if self._pinned is None:
-            return torch.from_numpy(stacked).to(self.device)
+            return self._to_device(torch.from_numpy(stacked))
         return self._pinned.upload(stacked, self.device)
 
     def _weight(self, job: PredictJob, tile: Tile) -> torch.Tensor:
@@ -382,7 +393,10 @@ class Predictor:
             return _WHOLE
         if invalid > valid.size * _FEW_INVALID:
             return None
-        return torch.from_numpy(np.flatnonzero(~valid)).to(self.device)
+        return self._to_device(torch.from_numpy(np.flatnonzero(~valid)))
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.device.type == "cpu" else t.to(self.device)
 
     def _zero_invalid(self, t: torch.Tensor, valid: torch.Tensor, holes: torch.Tensor | None) -> None:
         """Multiply ``t`` ``(C, H, W)`` by 0 at a tile's invalid pixels: by index when they are few, else with
@@ -397,10 +411,11 @@ class Predictor:
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.float16):
                 return network(x).float()
-        return network(x).float()
+        out = network(x)
+        return out if out.dtype == torch.float32 else out.float()
 
     def _probabilities(self, raw: torch.Tensor, valid: torch.Tensor, holes: list[_Holes],
-                       bad: torch.Tensor) -> torch.Tensor:
+                       checksum: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities ``(N, C, H, W)`` of the batch: one model's, or the weighted mean over the models
         and the test-time views (each view's probabilities mapped back onto the tile before they are added)."""
         x = self._scratch("input", raw.shape, torch.float32)
@@ -423,7 +438,7 @@ class Predictor:
                         f"expected {self.card.num_classes} classes at the input size (tile size must suit the "
                         "architecture, e.g. a multiple of 32)"
                     )
-                bad.logical_or_(~torch.isfinite(logits.sum()))  # one NaN or infinity makes the sum non-finite
+                checksum.add_(logits.sum())  # one NaN or infinity makes the sum non-finite
                 probs = torch.softmax(logits, dim=1, out=self._scratch("probs", logits.shape, logits.dtype))
                 if not averaging:
                     return probs
@@ -448,18 +463,19 @@ class Predictor:
         return guided_filter(probs, guide)
 
     def _add_batch(self, job: PredictJob, extent: PixelWindow, acc: torch.Tensor, frontier: _Frontier,
-                   bad: torch.Tensor, batch: list[ReadTile]) -> None:
+                   checksum: torch.Tensor, batch: list[ReadTile]) -> None:
         tiles = [t for t, _, _ in batch]
         holes = [self._holes(v) for _, _, v in batch]
         valid = self._upload([v for _, _, v in batch])
         raw = self._upload([d for _, d, _ in batch])
-        probs = self._probabilities(raw, valid, holes, bad)
+        probs = self._probabilities(raw, valid, holes, checksum)
         if self.refine == "guided":
             probs = self._guided(probs, raw, valid, holes)
         probs = concentrate(probs, self.card)  # a no-op without part classes
         for i, tile_holes in enumerate(holes):
             if tile_holes is not None and tile_holes is not _WHOLE:  # no votes there: 0 times the weight rounds to 0
-                self._zero_invalid(probs[i], valid[i], tile_holes)
+                # Filled, not multiplied: the votes come out the same (0, whatever the sign), in two calls, not five.
+                probs[i].view(probs.shape[1], -1).index_fill_(1, tile_holes, 0.0)
         for i, tile in enumerate(tiles):
             part = tile.read.intersection(extent)
             if part is None:
@@ -468,7 +484,7 @@ class Predictor:
             w = self._weight(job, tile)[src]
             shape = (probs.shape[1], part.height, part.width)
             q, votes = self._scratch("q", shape, torch.float32), self._scratch("votes", shape, torch.int32)
-            torch.mul(probs[i][(slice(None), *src)], w, out=q)
+            torch.mul(probs[i, :, src[0], src[1]], w, out=q)
             q.round_()  # whole numbers: casts to int32 are exact
             if holes[i] is None:  # many invalid pixels: they get no votes (int32 by bool: a fast kernel)
                 votes.copy_(q).mul_(valid[i][src])
@@ -504,15 +520,15 @@ class Predictor:
             shape = (self.card.num_classes, extent.height, extent.width)
             acc = self._scratch("accumulator", shape, torch.int32)  # every pixel written first: no zeroing
             frontier = _Frontier(extent.height, extent.width)
-            bad = torch.zeros((), dtype=torch.bool, device=self.device)
+            checksum = torch.zeros((), dtype=torch.float64, device=self.device)  # the sum of all logits
             for batch in _batches(tiles, batch_size):
                 with self.lock:
-                    self._add_batch(job, extent, acc, frontier, bad, batch)
+                    self._add_batch(job, extent, acc, frontier, checksum, batch)
                 if on_batch is not None:
                     on_batch(len(batch))
             if not frontier.complete:
                 raise ValueError(f"block {block.index}: its tiles did not cover its extent (tiles missing)")
-            if bool(bad):
+            if not bool(torch.isfinite(checksum)):
                 raise ModelError(
                     "the network produced non-finite values (NaN/inf); check the model and its normalisation"
                 )

@@ -14,11 +14,13 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 from rasterio.windows import Window
-from support.nets import PixelNet, SmallConvNet, make_model, tiny_unet
+from support.nets import PixelNet, SmallConvNet, card_for, make_model, tiny_unet
 
 import geoseg
 from geoseg.cli import main
+from geoseg.errors import ModelError
 from geoseg.io.rasters import read_window
+from geoseg.model.network import Model
 from geoseg.prediction import plan as plan_module
 from geoseg.prediction.blend import grid_weights
 from geoseg.prediction.stitch import finish_votes, quantisation_scale, quantise_tile
@@ -147,6 +149,40 @@ def test_threads_and_two_dask_workers_write_the_same_bytes(tmp_path, kampala_cro
         outputs[name] = ids.read_bytes(), conf.read_bytes()
     assert outputs["threads"] == outputs["dask"]
     assert {0, 1} <= set(np.unique(pixels(tmp_path / "threads.tif")).tolist())
+
+
+class PoisonedNet(PixelNet):
+    """PixelNet, but its logit for class 1 is ``value`` where band 1, normalised, is ``at`` (a rare value)."""
+
+    def __init__(self, bands: int, classes: int, value: float, at: float) -> None:
+        super().__init__(bands, classes)
+        self.value, self.at = value, at
+
+    def forward(self, x):
+        import torch
+
+        out = super().forward(x)
+        spot = ((x[:, 0] - self.at).abs() < 1e-4)[:, None] & (torch.arange(out.shape[1]) == 1)[None, :, None, None]
+        return out.masked_fill(spot, self.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_logits_in_any_tile_fail_with_one_error_and_no_output(tmp_path, kampala_crop, small_blocks,
+                                                                         value):
+    """One non-finite logit, in one block of several, is a model error, whatever its sign; nothing is left."""
+    with rasterio.open(kampala_crop) as ds:
+        counts = np.bincount(ds.read(1).ravel(), minlength=256)
+    valued = np.arange(256) > 0  # 0 is nodata
+    rare = int(np.flatnonzero((counts > 0) & (counts <= 3) & valued)[0])  # 1-3 pixels: most blocks are clean
+    at = (rare - 100.0) / 50.0  # the card's normalisation
+    model = Model(PoisonedNet(3, 3, value, at).eval(), card_for(3, 3, tile_size=64))
+    with pytest.raises(ModelError, match="non-finite"):
+        geoseg.predict(kampala_crop, model, tmp_path / "out.tif", overlap=16)
+    assert list(tmp_path.iterdir()) == []
+    clean = Model(PoisonedNet(3, 3, 1e6, at).eval(), card_for(3, 3, tile_size=64))
+    geoseg.predict(kampala_crop, clean, tmp_path / "ok.tif", overlap=16)
+    with rasterio.open(kampala_crop) as ds:
+        assert (pixels(tmp_path / "ok.tif")[ds.read(1) == rare] == 1).all()  # large finite logits are fine
 
 
 def cli(*args: str):
