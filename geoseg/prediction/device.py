@@ -473,9 +473,12 @@ class Predictor:
             probs = self._guided(probs, raw, valid, holes)
         probs = concentrate(probs, self.card)  # a no-op without part classes
         for i, tile_holes in enumerate(holes):
-            if tile_holes is not None and tile_holes is not _WHOLE:  # no votes there: 0 times the weight rounds to 0
-                # Filled, not multiplied: the votes come out the same (0, whatever the sign), in two calls, not five.
+            if tile_holes is None or tile_holes is _WHOLE:
+                continue
+            if probs.is_contiguous():  # no votes there; filled, not multiplied by 0: the same votes, in fewer calls
                 probs[i].view(probs.shape[1], -1).index_fill_(1, tile_holes, 0.0)
+            else:
+                self._zero_invalid(probs[i], valid[i], tile_holes)
         for i, tile in enumerate(tiles):
             part = tile.read.intersection(extent)
             if part is None:
