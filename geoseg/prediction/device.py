@@ -211,6 +211,13 @@ def _rel(inner: PixelWindow, outer: PixelWindow) -> tuple[slice, slice]:
     return inner.relative_to(outer)
 
 
+def _within(part: tuple[slice, slice], whole: tuple[slice, slice]) -> tuple[slice, slice, slice]:
+    """All channels of ``part`` (rows and columns of a block's extent) in a tile whose rows and columns there are
+    ``whole``."""
+    (rows, cols), (r0, c0) = part, (whole[0].start, whole[1].start)
+    return slice(None), slice(rows.start - r0, rows.stop - r0), slice(cols.start - c0, cols.stop - c0)
+
+
 def _batches(tiles: Iterable[ReadTile], size: int) -> Iterator[list[ReadTile]]:
     batch: list[ReadTile] = []
     for item in tiles:
@@ -471,14 +478,11 @@ class Predictor:
         probs = self._probabilities(raw, valid, holes, checksum)
         if self.refine == "guided":
             probs = self._guided(probs, raw, valid, holes)
-        probs = concentrate(probs, self.card)  # a no-op without part classes
+        probs = concentrate(probs, self.card).contiguous()  # concentrate is a no-op without part classes
         for i, tile_holes in enumerate(holes):
-            if tile_holes is None or tile_holes is _WHOLE:
-                continue
-            if probs.is_contiguous():  # no votes there; filled, not multiplied by 0: the same votes, in fewer calls
+            if tile_holes is not None and tile_holes is not _WHOLE:
+                # No votes there; filled, not multiplied by 0: the same votes (0), in two calls instead of five.
                 probs[i].view(probs.shape[1], -1).index_fill_(1, tile_holes, 0.0)
-            else:
-                self._zero_invalid(probs[i], valid[i], tile_holes)
         for i, tile in enumerate(tiles):
             part = tile.read.intersection(extent)
             if part is None:
@@ -494,12 +498,10 @@ class Predictor:
                 q = votes
             covered, first = frontier.split(*dst)
             for rows, cols in covered:
-                sub = (slice(None), slice(rows.start - dst[0].start, rows.stop - dst[0].start),
-                       slice(cols.start - dst[1].start, cols.stop - dst[1].start))
+                sub = _within((rows, cols), dst)
                 acc[:, rows, cols] += q[sub] if q is votes else votes[sub].copy_(q[sub])
             if first is not None:
-                rows, cols = first
-                acc[:, rows, cols].copy_(q[:, rows.start - dst[0].start :, cols.start - dst[1].start :])
+                acc[(slice(None), *first)].copy_(q[_within(first, dst)])
 
     def run_block(
         self,

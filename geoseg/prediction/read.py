@@ -57,16 +57,16 @@ class TileReader:
     Each thread opens the scene on first use and closes it when the reader
     closes (rasterio datasets must be closed by the thread that opened them).
     With ``threads=0`` each :meth:`stream` reads in the thread that consumes
-    it, with a dataset of its own (``None``: ``job.read_threads``, else one
-    thread per core).
+    it, with a dataset of its own (the engines choose the count:
+    :func:`default_read_threads`).
     Given the ``tiles`` that will be read (each once, in any order), tiles of a
     file stored in small blocks are cut from blocks decoded once each
     (:class:`~.file_blocks.FileBlocks`); otherwise each tile window is read.
     """
 
-    def __init__(self, job: PredictJob, threads: int | None = None, *, tiles: Iterable[Tile] | None = None) -> None:
+    def __init__(self, job: PredictJob, threads: int, *, tiles: Iterable[Tile] | None = None) -> None:
         self.job = job
-        self.threads = max(0, threads) if threads is not None else max(1, job.read_threads or os.cpu_count() or 1)
+        self.threads = max(0, threads)
         self._tiles = tiles
         self._blocks: FileBlocks | None = None
         self._blocks_lock = threading.Lock()
